@@ -1,0 +1,220 @@
+"""``Agent``: the configuration of an agent, and the entry points that run it.
+
+    agent = Agent(engine, [BrowserToolkit()], tools=[get_weather], policy=Policy.from_name("default"))
+    async with agent:                      # starts shared toolkit resources once
+        result = await agent.run("What's the weather in Paris?")
+
+An Agent holds no per-run state: every ``run``/``stream`` builds its own transcript, policy state
+and toolkit sessions, so runs may go concurrently on one Agent.
+"""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import openai_harmony as oh
+import structlog
+
+from agent.engine.base import Engine, SamplingParams
+from agent.errors import UserError
+from agent.events import Event, RunFinished, RunResult, StopReason
+from agent.harmony.codec import HarmonyCodec, SystemSettings
+from agent.harmony.transcript import Transcript
+from agent.loop import run_loop
+from agent.state import Emit, Route, RunDeps, RunLimits, RunState
+from policies.config import Policy
+from policies.run import Approver, RunPolicy
+from toolkits.base import RunContext, Toolkit, ToolNamespace, ToolSession
+from toolkits.functions import FunctionToolkit
+
+log = structlog.get_logger(__name__)
+
+
+def _toolkits_from(tools: Iterable[Any]) -> list[Toolkit]:
+    loose: list[Callable[..., Any]] = []
+    kits: list[Toolkit] = []
+    for item in tools:
+        if isinstance(item, Toolkit):
+            kits.append(item)
+        elif inspect.isfunction(item) or inspect.ismethod(item):
+            loose.append(item)
+        elif inspect.isclass(item):
+            raise UserError(f"pass an instance of {item.__name__}, not the class, in tools=")
+        else:
+            kits.append(FunctionToolkit.from_object(item))
+    if loose:
+        kits.insert(0, FunctionToolkit.from_functions(loose))
+    return kits
+
+
+@asynccontextmanager
+async def _session(session: ToolSession) -> AsyncIterator[ToolSession]:
+    await session.start()
+    try:
+        yield session
+    finally:  # closing must finish even when the run was cancelled
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            await session.aclose()
+
+
+class Agent:
+    """An engine, toolkits, a policy and the settings of the messages that open a run."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        toolkits: Sequence[Toolkit] = (),
+        *,
+        tools: Iterable[Any] = (),
+        policy: Policy | None = None,
+        approver: Approver | None = None,
+        instructions: str | None = None,
+        system: SystemSettings | None = None,
+        limits: RunLimits | None = None,
+        sampling: SamplingParams | None = None,
+        files_root: Path | None = None,
+        codec: HarmonyCodec | None = None,
+    ) -> None:
+        self.engine = engine
+        self.toolkits: list[Toolkit] = [*toolkits, *_toolkits_from(tools)]
+        self.policy = policy or Policy()
+        self.approver = approver
+        self.instructions = instructions
+        self.system = system or SystemSettings()
+        self.limits = limits or RunLimits()
+        self.sampling = sampling or SamplingParams()
+        self.files_root = files_root or Path(tempfile.gettempdir()) / "oss-agent-runs"
+        self.codec = codec or HarmonyCodec()
+        self._stack: AsyncExitStack | None = None
+        self._users = 0
+        self._explicit = False
+        self._lock = anyio.Lock()
+
+    # -- shared toolkit resources --------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        await self._acquire()
+        self._explicit = True
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._explicit = False
+        await self._release()
+
+    async def _acquire(self) -> None:
+        async with self._lock:
+            if self._users == 0:
+                stack = AsyncExitStack()
+                try:
+                    for kit in self.toolkits:
+                        await stack.enter_async_context(kit)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await stack.aclose()
+                    raise
+                self._stack = stack
+            self._users += 1
+
+    async def _release(self) -> None:
+        async with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._stack is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._stack.aclose()
+                self._stack = None
+
+    # -- what the model sees first ------------------------------------------------------
+    def namespaces(self, policy: RunPolicy | None = None) -> list[ToolNamespace]:
+        return [kit.namespace(policy) for kit in self.toolkits]
+
+    def opening(self, task: str | None, policy: RunPolicy | None = None) -> list[oh.Message]:
+        """System and developer messages (and the user's task, when given)."""
+        spaces = self.namespaces(policy)
+        messages = [self.codec.system_message(self.system, spaces)]
+        developer = self.codec.developer_message(self.instructions, spaces)
+        if developer is not None:
+            messages.append(developer)
+        if task is not None:
+            messages.append(oh.Message.from_role_and_content(oh.Role.USER, task))
+        return messages
+
+    def _routes(self, sessions: dict[int, ToolSession], policy: RunPolicy) -> dict[str, Route]:
+        routes: dict[str, Route] = {}
+        for kit in self.toolkits:
+            ns = kit.namespace(policy)
+            keys = [f"functions.{t.name}" for t in ns.tools] if ns.name == "functions" else [ns.name]
+            for key in keys:
+                if key in routes:
+                    raise UserError(f"two toolkits both answer to {key!r}; rename one of them")
+                routes[key] = Route(sessions[id(kit)], ns.name)
+        return routes
+
+    # -- running ------------------------------------------------------------------------
+    async def run(self, task: str, *, run_id: str | None = None,
+                  transcript: Transcript | None = None) -> RunResult:
+        """Run the task to its end and return the result. Raises AgentRunError on failures."""
+        async def ignore(event: Event) -> None:
+            return None
+
+        return await self._execute(task, ignore, run_id, transcript)
+
+    async def stream(self, task: str, *, run_id: str | None = None,
+                     transcript: Transcript | None = None) -> AsyncIterator[Event]:
+        """Run the task, yielding events as they happen; the last one is RunFinished."""
+        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=256)
+
+        async def produce() -> None:
+            async with send:
+                await self._execute(task, send.send, run_id, transcript)
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(produce)
+            async for event in receive:
+                yield event
+
+    def run_sync(self, task: str) -> RunResult:
+        """``run`` for code that is not async (scripts, notebooks without a loop)."""
+        return anyio.run(self.run, task)
+
+    async def _execute(self, task: str | None, emit: Emit, run_id: str | None,
+                       transcript: Transcript | None) -> RunResult:
+        run_id = run_id or uuid.uuid4().hex[:16]
+        policy = RunPolicy(self.policy, self.approver)
+        files_dir = self.files_root / run_id
+        files_dir.mkdir(parents=True, exist_ok=True)
+        ctx = RunContext(run_id, files_dir, policy)
+        if transcript is None:
+            transcript = Transcript(self.codec, self.opening(task, policy))
+        elif task is not None:
+            transcript.add_user(task)
+        state = RunState(transcript)
+        await self._acquire()
+        try:
+            async with AsyncExitStack() as stack:
+                sessions = {id(kit): await stack.enter_async_context(_session(kit.session(ctx)))
+                            for kit in self.toolkits}
+                deps = RunDeps(self.engine, self.codec, policy, ctx, self.limits, self.sampling,
+                               self._routes(sessions, policy), emit)
+                with anyio.move_on_after(self.limits.deadline_s) as scope:
+                    reason = await run_loop(deps, state)
+                if scope.cancelled_caught:
+                    reason = StopReason.DEADLINE
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release()
+        result = RunResult(run_id, reason, state.final_answer, transcript.messages,
+                           state.tool_calls, state.usage, files_dir, state.elapsed())
+        log.info("run_finished", run_id=run_id, stop_reason=reason.value, turns=state.turn,
+                 tool_calls=len(state.tool_calls), completion_tokens=state.completion_tokens,
+                 duration_s=round(result.duration_s, 3), started=time.time() - result.duration_s)
+        await emit(RunFinished(result))
+        return result
