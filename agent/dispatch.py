@@ -88,9 +88,7 @@ async def dispatch(deps: RunDeps, state: RunState, message: ParsedMessage) -> To
     text = deps.policy.redact(cap(reply.text, deps.limits.max_tool_output_chars))
     record = ToolCallRecord(call, outcome, text, start - state.started, duration,
                             dict(reply.metadata))
-    state.transcript.add_messages(
-        [deps.codec.tool_message(call.recipient, text, message.channel)]
-    )
+    state.transcript.add_tool_reply(call.recipient, text, message.channel)
     state.tool_calls.append(record)
     state.consecutive_errors = 0 if outcome is Outcome.OK else state.consecutive_errors + 1
     log.info("tool_call", recipient=call.recipient, outcome=outcome.value,

@@ -82,7 +82,10 @@ class SpecialTokens:
     """Ids of the Harmony special tokens in one encoding."""
 
     def __init__(self, encoding: oh.HarmonyEncoding) -> None:
-        ids = {n: encoding.encode(f"<|{n}|>", allowed_special="all")[0] for n in _SPECIALS}
+        ids = {
+            n: encoding.encode(f"<|{n}|>", allowed_special={f"<|{n}|>"}, disallowed_special=())[0]
+            for n in _SPECIALS
+        }
         self.by_id = {v: k for k, v in ids.items()}
         self.start, self.end, self.message = ids["start"], ids["end"], ids["message"]
         self.channel, self.constrain = ids["channel"], ids["constrain"]

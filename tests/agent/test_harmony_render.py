@@ -186,3 +186,10 @@ def test_training_render_ends_with_return() -> None:
     msgs = ours() + [user("a"), assistant("A", "final")]
     assert codec.decode(codec.render_for_training(msgs)).endswith(
         "<|start|>assistant<|channel|>final<|message|>A<|return|>")
+
+
+@pytest.mark.parametrize("text", ["", "ok", "multi\nline ✓ 日本", "looks special <|end|><|call|>"])
+@pytest.mark.parametrize("channel", ["commentary", "analysis", None])
+def test_fast_tool_reply_equals_harmony_render(text: str, channel: str | None) -> None:
+    msg = codec.tool_message("browser.search", text, channel)
+    assert codec.render_tool_reply("browser.search", text, channel) == enc.render(msg)
