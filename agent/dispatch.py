@@ -20,6 +20,8 @@ from toolkits.base import ToolCall, ToolReply
 
 log = structlog.get_logger(__name__)
 
+HARD_STOP_GRACE_S = 5.0
+
 
 def to_call(message: ParsedMessage) -> ToolCall:
     recipient = message.recipient or ""
@@ -59,11 +61,14 @@ async def _invoke(deps: RunDeps, call: ToolCall) -> tuple[Outcome, ToolReply]:
             f"{decision.reason}.", is_error=True)
     timeout = deps.policy.timeout_for(call.recipient)
     try:
-        with anyio.fail_after(timeout):
+        # Toolkits that can stop gracefully (python interrupts the code and keeps its state)
+        # enforce the timeout themselves; this hard stop is the backstop, a little later.
+        with anyio.fail_after(timeout + HARD_STOP_GRACE_S):
             return Outcome.OK, await route.session.call(call)
     except TimeoutError:
         return Outcome.TIMEOUT, ToolReply(
-            f"{call.recipient} timed out after {timeout:g} seconds.", is_error=True)
+            f"{call.recipient} timed out after {timeout:g} seconds and was stopped.",
+            is_error=True)
     except ToolTimeout as exc:
         return Outcome.TIMEOUT, ToolReply(exc.message, is_error=True)
     except ToolError as exc:

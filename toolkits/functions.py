@@ -112,7 +112,10 @@ class FunctionTool:
         kwargs = self.validate(arguments)
         if inspect.iscoroutinefunction(self.fn):
             return await self.fn(**kwargs)
-        return await anyio.to_thread.run_sync(lambda: self.fn(**kwargs), limiter=_THREADS)
+        # abandon_on_cancel: a hung sync tool cannot hold the run past its timeout (the thread
+        # finishes in the background; Python threads cannot be killed).
+        return await anyio.to_thread.run_sync(lambda: self.fn(**kwargs), limiter=_THREADS,
+                                              abandon_on_cancel=True)
 
 
 def _build(fn: Callable[..., Any], name: str | None, timeout_s: float | None) -> FunctionTool:
@@ -201,26 +204,27 @@ class FunctionToolkit(Toolkit):
                              tuple(t.spec() for t in self.tools.values()), "developer")
 
     def session(self, ctx: RunContext) -> ToolSession:
-        return _FunctionSession(self)
+        return _FunctionSession(self, ctx)
 
 
 class _FunctionSession(ToolSession):
-    def __init__(self, toolkit: FunctionToolkit) -> None:
+    def __init__(self, toolkit: FunctionToolkit, ctx: RunContext) -> None:
         self.toolkit = toolkit
+        self.ctx = ctx
 
     async def call(self, call: ToolCall) -> ToolReply:
         fn = self.toolkit.tools.get(call.method or "")
         if fn is None:
             valid = ", ".join(f"{self.toolkit.name}.{n}" for n in self.toolkit.tools)
             raise ToolError(f"no tool named {call.recipient}; valid tools: {valid}")
+        timeout = self.ctx.policy.timeout_for(call.recipient)
+        if fn.timeout_s is not None:
+            timeout = min(timeout, fn.timeout_s)
         try:
-            if fn.timeout_s is not None:
-                with anyio.fail_after(fn.timeout_s):
-                    value = await fn.invoke(call.arguments)
-            else:
+            with anyio.fail_after(timeout):
                 value = await fn.invoke(call.arguments)
         except TimeoutError:
-            raise ToolTimeout(f"{call.recipient} timed out after {fn.timeout_s} s") from None
+            raise ToolTimeout(f"{call.recipient} timed out after {timeout:g} seconds.") from None
         except ToolError:
             raise
         except Exception as exc:  # the user's function failed: the model may try differently

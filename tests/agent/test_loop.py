@@ -343,3 +343,19 @@ async def test_script_exhausted_is_an_engine_error() -> None:
     with pytest.raises(AgentRunError, match="add more completions"):
         await Agent(ScriptedEngine([call("functions.add", {"a": 1, "b": 1})]),
                     tools=[add]).run("x")
+
+
+async def test_hung_sync_tool_cannot_hold_the_run() -> None:
+    import time
+
+    @tool(timeout_s=0.2)
+    def stuck() -> str:
+        """Blocks its thread."""
+        time.sleep(3)
+        return "late"
+
+    with anyio.fail_after(2.5):
+        result = await Agent(ScriptedEngine([call("functions.stuck", {}), final("moved on")]),
+                             tools=[stuck]).run("x")
+    assert result.tool_calls[0].outcome is Outcome.TIMEOUT
+    assert result.final_answer == "moved on"

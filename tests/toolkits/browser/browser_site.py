@@ -1,0 +1,186 @@
+"""A loopback test site for the browser, plus a SearXNG-style JSON search endpoint.
+
+Started by tests in a thread (``with serve_site() as base``); nothing leaves 127.0.0.1. Pages:
+linked pages, a long page, unicode, tables, a page built by JavaScript, redirects (plain, to a
+private address, to file://, endless), a slow page, a slow-loris drip, a huge page, binary data,
+a PDF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+INDEX = """<!doctype html><html><head><title>Test Index</title></head><body>
+<h1>Loopback test site</h1>
+<p>Welcome to the <b>test site</b>. Read <a href="/a">Page A</a> or <a href="/long">the long page</a>.</p>
+<ul><li><a href="/unicode">Unicode page</a></li><li><a href="/table">A table</a></li>
+<li><a href="/js">JavaScript page</a></li><li><a href="https://example.org/about">External site</a></li></ul>
+</body></html>"""
+
+PAGE_A = """<html><head><title>Page A</title></head><body>
+<h2>About page A</h2><p>Page A talks about apples and avocados.</p>
+<p>Go <a href="/">home</a>.</p></body></html>"""
+
+UNICODE = """<html><head><meta charset="utf-8"><title>Ünïcödé</title></head><body>
+<p>Grüße aus Köln — 日本語のテキスト — emoji 🎉 — brackets 【not a link】.</p></body></html>"""
+
+TABLE = """<html><head><title>Fruit table</title></head><body><table>
+<tr><th>Fruit</th><th>Colour</th><th>Price</th></tr>
+<tr><td>Apple</td><td>Red</td><td>1.20</td></tr>
+<tr><td>Banana</td><td>Yellow</td><td>0.50</td></tr></table></body></html>"""
+
+JS = """<html><head><title>JS page</title></head><body><div id="root">Loading...</div>
+<script>document.getElementById('root').innerHTML =
+  '<p>Built by JavaScript: the secret word is marmalade.</p>';</script></body></html>"""
+
+
+def long_page(n: int = 300) -> str:
+    paras = "".join(
+        f"<p>Paragraph {i}: the quick brown fox jumps over the lazy dog number {i}.</p>"
+        for i in range(n)
+    )
+    return f"<html><head><title>Long page</title></head><body><h1>Long</h1>{paras}</body></html>"
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF showing ``text`` (built by hand: no PDF writer needed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    pages: dict[str, tuple[str, bytes]] = {}
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, ctype: str, body: bytes, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _redirect(self, location: str) -> None:
+        self._send(302, "text/plain", b"moved", {"Location": location})
+
+    def do_GET(self) -> None:  # noqa: C901 - a routing table
+        parts = urlsplit(self.path)
+        path, query = parts.path, parse_qs(parts.query)
+        port = self.server.server_address[1]
+        if path in self.pages:
+            ctype, body = self.pages[path]
+            self._send(200, ctype, body)
+        elif path == "/redirect":
+            self._redirect("/a")
+        elif path.startswith("/chain/"):
+            n = int(path.rsplit("/", 1)[1])
+            self._redirect(f"/chain/{n - 1}" if n > 0 else "/a")
+        elif path == "/loop":
+            self._redirect("/loop")
+        elif path == "/to-private":
+            self._redirect(f"http://127.0.0.2:{port}/a")
+        elif path == "/to-ten":
+            self._redirect("http://10.0.0.1/secret")
+        elif path == "/to-file":
+            self._redirect("file:///etc/passwd")
+        elif path == "/slow":
+            time.sleep(float(query.get("s", ["3"])[0]))
+            self._send(200, "text/html", b"<html><body><p>finally</p></body></html>")
+        elif path == "/slowloris":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(150):  # 30 s at most, one byte every 0.2 s
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+        elif path == "/leaky":  # sub-requests to refused addresses; ?probe=PORT on 127.0.0.2
+            probe = query.get("probe", ["9"])[0]
+            body = (
+                "<html><head><title>Leaky</title><script src='/app.js'></script></head><body>"
+                f"<img src='http://127.0.0.2:{probe}/pixel.png' alt='probe'>"
+                f"<script>fetch('http://127.0.0.2:{probe}/xhr').catch(() => {{}});"
+                "fetch('http://10.0.0.1/x').catch(() => {});</script>"
+                "<p id='out'>static text</p></body></html>"
+            )
+            self._send(200, "text/html", body.encode())
+        elif path == "/app.js":
+            js = b"document.addEventListener('DOMContentLoaded', () => {" \
+                 b"document.getElementById('out').textContent += ' plus script text'; });"
+            self._send(200, "application/javascript", js)
+        elif path == "/search":
+            q = query.get("q", [""])[0]
+            results = [
+                {"url": f"http://127.0.0.1:{port}/a", "title": f"Page A for {q}", "content": "About apples."},
+                {"url": f"http://127.0.0.1:{port}/long", "title": "Long page", "content": "Many lines."},
+            ]
+            self._send(200, "application/json", json.dumps({"query": q, "results": results}).encode())
+        else:
+            self._send(404, "text/html", b"<html><body>not found</body></html>")
+
+
+def site_pages() -> dict[str, tuple[str, bytes]]:
+    html = "text/html; charset=utf-8"
+    return {
+        "/": (html, INDEX.encode()),
+        "/a": (html, PAGE_A.encode()),
+        "/long": (html, long_page().encode()),
+        "/unicode": ("text/html", UNICODE.encode()),  # charset from <meta> only
+        "/table": (html, TABLE.encode()),
+        "/js": (html, JS.encode()),
+        "/huge": (html, b"<html><body><p>" + b"big " * 800_000 + b"</p></body></html>"),
+        "/bin": ("application/octet-stream", bytes(range(256)) * 64),
+        "/doc.pdf": ("application/pdf", minimal_pdf("Hello from a PDF document")),
+        "/notes.txt": ("text/plain; charset=utf-8", "plain text notes\nsecond line\n".encode()),
+    }
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that hang up on purpose (timeouts, size limits) are expected here
+
+
+@contextlib.contextmanager
+def serve_site() -> Iterator[str]:
+    """Serve the site on 127.0.0.1 (a free port); yields its base URL without trailing slash."""
+    handler = type("SiteHandler", (_Handler,), {"pages": site_pages()})
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
