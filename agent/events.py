@@ -15,13 +15,15 @@ import enum
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import openai_harmony as oh
 
 from agent.harmony.parser import ParsedMessage
-from policies.run import PolicyDecision
 from toolkits.base import ToolCall
+
+if TYPE_CHECKING:  # policies import agent.errors; keep the import graph one-way at run time
+    from policies.run import PolicyDecision
 
 
 class StopReason(enum.StrEnum):

@@ -26,7 +26,7 @@ import structlog
 
 from agent.engine.base import Engine, SamplingParams
 from agent.errors import UserError
-from agent.events import Event, RunFinished, RunResult, StopReason
+from agent.events import Event, RunFinished, RunResult, StopReason, TextDelta, TurnFinished
 from agent.harmony.codec import HarmonyCodec, SystemSettings
 from agent.harmony.transcript import Transcript
 from agent.loop import run_loop
@@ -64,6 +64,19 @@ async def _session(session: ToolSession) -> AsyncIterator[ToolSession]:
     finally:  # closing must finish even when the run was cancelled
         with anyio.CancelScope(shield=True), anyio.move_on_after(30):
             await session.aclose()
+
+
+def _redacting(emit: Emit, policy: RunPolicy) -> Emit:
+    """Events carry the model's arguments and tool output: secrets are replaced before anyone
+    sees them. Token deltas stream as they come (a secret can span deltas; the complete
+    message follows in MessageDone, redacted)."""
+
+    async def send(event: Event) -> None:
+        if not isinstance(event, TextDelta | TurnFinished | RunFinished):
+            event = policy.redactor.redact_value(event)
+        await emit(event)
+
+    return send
 
 
 class Agent:
@@ -192,6 +205,7 @@ class Agent:
         files_dir = self.files_root / run_id
         files_dir.mkdir(parents=True, exist_ok=True)
         ctx = RunContext(run_id, files_dir, policy)
+        emit = _redacting(emit, policy)
         if transcript is None:
             transcript = Transcript(self.codec, self.opening(task, policy))
         elif task is not None:

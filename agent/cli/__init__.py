@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(json=args.log_json, level=args.log_level)
+    # Secrets of the default policy (API-key variables, token patterns) never reach a log line.
+    from policies import Policy, redaction_processor
+
+    configure_logging(json=args.log_json, level=args.log_level,
+                      extra=[redaction_processor(Policy())])
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

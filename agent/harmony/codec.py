@@ -102,7 +102,8 @@ class HarmonyCodec:
             return None
         content = oh.DeveloperContent.new()
         if parts:
-            content = content.with_instructions("\n\n".join(parts))
+            # joined as gpt_oss/chat.py joins developer text and the apply_patch instructions
+            content = content.with_instructions("\n".join(parts))
         for config in others:
             content = content.with_tools(config)
         if functions:

@@ -9,7 +9,7 @@ import anyio
 import pydantic
 import pytest
 
-from agent import Agent, RunLimits, ScriptedEngine, StopReason, tool
+from agent import Agent, HarmonyCodec, RunLimits, ScriptedEngine, StopReason, tool
 from agent.events import (
     FormatError,
     MessageDone,
@@ -359,3 +359,22 @@ async def test_hung_sync_tool_cannot_hold_the_run() -> None:
                              tools=[stuck]).run("x")
     assert result.tool_calls[0].outcome is Outcome.TIMEOUT
     assert result.final_answer == "moved on"
+
+
+async def test_secrets_are_redacted_in_replies_and_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "s3cr3t-value-0123456789"
+    monkeypatch.setenv("DEMO_API_KEY", secret)
+
+    @tool
+    def leak(text: str) -> str:
+        """Echoes its input and the secret."""
+        return f"{text} / {secret}"
+
+    engine = ScriptedEngine([call("functions.leak", {"text": secret}), final("done")])
+    events = [e async for e in Agent(engine, tools=[leak]).stream("x")]
+    started = next(e for e in events if isinstance(e, ToolStarted))
+    finished = next(e for e in events if isinstance(e, ToolFinished))
+    assert secret not in started.call.arguments and "[REDACTED]" in started.call.arguments
+    assert secret not in finished.record.output
+    prompt = engine.requests[-1].prompt_tokens
+    assert secret not in HarmonyCodec().decode(list(prompt)).split("<|start|>functions.leak")[1]

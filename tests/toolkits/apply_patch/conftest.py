@@ -1,0 +1,8 @@
+"""The apply_patch tests share small helpers (patch envelopes, tree snapshots) in this folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
