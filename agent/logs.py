@@ -12,6 +12,16 @@ import structlog
 Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at write time (tests and tools swap it; a bound file closes)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, json: bool = False, level: str = "warning",
                       extra: Sequence[Processor] = ()) -> None:
     """Configure structlog for the process (the CLI calls it; libraries never should).
@@ -32,6 +42,6 @@ def configure_logging(*, json: bool = False, level: str = "warning",
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
         cache_logger_on_first_use=False,
     )

@@ -10,13 +10,15 @@ and toolkit sessions, so runs may go concurrently on one Agent.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import inspect
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, Self
 
@@ -66,6 +68,27 @@ async def _session(session: ToolSession) -> AsyncIterator[ToolSession]:
             await session.aclose()
 
 
+def _spawn(coro: Coroutine[Any, Any, RunResult]) -> asyncio.Task[RunResult]:
+    try:
+        return asyncio.get_running_loop().create_task(coro)
+    except RuntimeError:
+        coro.close()
+        raise UserError("Agent.stream needs the asyncio backend (use Agent.run on trio)") from None
+
+
+def _seed(folder: Path, files: Mapping[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        path = PurePosixPath(rel)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            raise UserError(f"files: {rel!r} must be a relative path inside the run's folder")
+        target = folder.joinpath(*path.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+
+
 def _redacting(emit: Emit, policy: RunPolicy) -> Emit:
     """Events carry the model's arguments and tool output: secrets are replaced before anyone
     sees them. Token deltas stream as they come (a secret can span deltas; the complete
@@ -95,6 +118,7 @@ class Agent:
         limits: RunLimits | None = None,
         sampling: SamplingParams | None = None,
         files_root: Path | None = None,
+        files: Mapping[str, str | bytes] | None = None,
         codec: HarmonyCodec | None = None,
     ) -> None:
         self.engine = engine
@@ -106,11 +130,13 @@ class Agent:
         self.limits = limits or RunLimits()
         self.sampling = sampling or SamplingParams()
         self.files_root = files_root or Path(tempfile.gettempdir()) / "oss-agent-runs"
+        self.files = dict(files or {})  # every run starts with these in its files folder
         self.codec = codec or HarmonyCodec()
         self._stack: AsyncExitStack | None = None
         self._users = 0
         self._explicit = False
         self._lock = anyio.Lock()
+        self._opening_cache: tuple[object, list[oh.Message], list[int]] | None = None
 
     # -- shared toolkit resources --------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -160,6 +186,20 @@ class Agent:
             messages.append(oh.Message.from_role_and_content(oh.Role.USER, task))
         return messages
 
+    def _transcript(self, task: str | None, policy: RunPolicy) -> Transcript:
+        """A new run's transcript; the system and developer tokens are rendered once per Agent
+        (and again only when what they say changes), since every run starts with them."""
+        spaces = self.namespaces(policy)
+        key = (repr(spaces), self.instructions, self.system, dt.date.today())
+        if self._opening_cache is None or self._opening_cache[0] != key:
+            opening = self.opening(None, policy)
+            self._opening_cache = (key, opening, self.codec.render_conversation(opening))
+        _, opening, tokens = self._opening_cache
+        transcript = Transcript.from_rendered(self.codec, opening, tokens)
+        if task is not None:
+            transcript.add_user(task)
+        return transcript
+
     def _routes(self, sessions: dict[int, ToolSession], policy: RunPolicy) -> dict[str, Route]:
         routes: dict[str, Route] = {}
         for kit in self.toolkits:
@@ -173,41 +213,71 @@ class Agent:
 
     # -- running ------------------------------------------------------------------------
     async def run(self, task: str, *, run_id: str | None = None,
-                  transcript: Transcript | None = None) -> RunResult:
-        """Run the task to its end and return the result. Raises AgentRunError on failures."""
+                  transcript: Transcript | None = None,
+                  files: Mapping[str, str | bytes] | None = None) -> RunResult:
+        """Run the task to its end and return the result.
+
+        ``files`` (relative path -> content) are written into the run's files folder first,
+        next to the Agent's own ``files``; the python sandbox sees them under ``/mnt/data``.
+
+        Raises:
+            AgentRunError: the engine or a sandbox failed.
+            UserError: a file path is absolute or leaves the files folder.
+        """
         async def ignore(event: Event) -> None:
             return None
 
-        return await self._execute(task, ignore, run_id, transcript)
+        return await self._execute(task, ignore, run_id, transcript, files)
 
     async def stream(self, task: str, *, run_id: str | None = None,
-                     transcript: Transcript | None = None) -> AsyncIterator[Event]:
-        """Run the task, yielding events as they happen; the last one is RunFinished."""
+                     transcript: Transcript | None = None,
+                     files: Mapping[str, str | bytes] | None = None) -> AsyncIterator[Event]:
+        """Run the task, yielding events as they happen; the last one is RunFinished.
+
+        Stopping the iteration early (``break``) cancels the run and closes its sessions.
+
+        Raises:
+            AgentRunError: the engine or a sandbox failed (after the events before it).
+        """
         send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=256)
 
-        async def produce() -> None:
+        async def produce() -> RunResult:
             async with send:
-                await self._execute(task, send.send, run_id, transcript)
+                return await self._execute(task, send.send, run_id, transcript, files)
 
-        async with anyio.create_task_group() as tg, receive:
-            tg.start_soon(produce)
-            async for event in receive:
-                yield event
+        # The run lives in its own task rather than in a task group of this generator: a
+        # consumer that breaks out of ``async for`` leaves the generator to be closed later,
+        # from another task, where a task group's cancel scope could not be exited.
+        producer = _spawn(produce())
+        try:
+            async with receive:
+                async for event in receive:
+                    yield event
+            await producer  # raises the run's failure, as run() would
+        finally:
+            if not producer.done():
+                producer.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait([producer])
+            if producer.done() and not producer.cancelled():
+                producer.exception()  # retrieved: asyncio must not report it as lost
 
     def run_sync(self, task: str) -> RunResult:
         """``run`` for code that is not async (scripts, notebooks without a loop)."""
         return anyio.run(self.run, task)
 
     async def _execute(self, task: str | None, emit: Emit, run_id: str | None,
-                       transcript: Transcript | None) -> RunResult:
+                       transcript: Transcript | None,
+                       files: Mapping[str, str | bytes] | None = None) -> RunResult:
         run_id = run_id or uuid.uuid4().hex[:16]
         policy = RunPolicy(self.policy, self.approver)
         files_dir = self.files_root / run_id
         files_dir.mkdir(parents=True, exist_ok=True)
+        _seed(files_dir, {**self.files, **(files or {})})
         ctx = RunContext(run_id, files_dir, policy)
         emit = _redacting(emit, policy)
         if transcript is None:
-            transcript = Transcript(self.codec, self.opening(task, policy))
+            transcript = self._transcript(task, policy)
         elif task is not None:
             transcript.add_user(task)
         state = RunState(transcript)

@@ -16,6 +16,7 @@ own (``calc.add``), named by ``namespace_name`` on the class or the class name i
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -72,7 +73,7 @@ def _inline_refs(schema: Any, defs: Mapping[str, Any]) -> Any:
     return schema
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FunctionTool:
     """A function the model can call, with its validated arguments model."""
 
@@ -85,11 +86,15 @@ class FunctionTool:
 
     @property
     def parameters(self) -> dict[str, Any]:
+        return dict(self._spec.parameters or {})
+
+    @functools.cached_property
+    def _spec(self) -> ToolSpec:  # pydantic builds a schema in ~0.1 ms: once per tool is enough
         schema = self.args_model.model_json_schema()
-        return _inline_refs(schema, schema.get("$defs", {}))
+        return ToolSpec(self.name, self.description, _inline_refs(schema, schema.get("$defs", {})))
 
     def spec(self) -> ToolSpec:
-        return ToolSpec(self.name, self.description, self.parameters)
+        return self._spec
 
     def validate(self, arguments: str) -> dict[str, Any]:
         text = arguments.strip() or "{}"

@@ -134,6 +134,9 @@ class PythonSession(ToolSession):
         self.ctx = ctx
         self.sandbox: Sandbox | None = None
         self.files_dir = Path(ctx.files_dir)
+        # (mtime, size) of each file as last synced: files another tool (apply_patch) changed on
+        # the host between calls are pushed again before the next call.
+        self._synced: dict[str, tuple[int, int]] = {}
 
     async def aclose(self) -> None:
         box, self.sandbox = self.sandbox, None
@@ -153,6 +156,8 @@ class PythonSession(ToolSession):
         if self.sandbox is None:
             self.sandbox = await self.toolkit.acquire(policy.config.sandbox)
             await self._push_files(self.sandbox)
+        else:
+            await self._push_files(self.sandbox, only_changed=True)
         started = time.monotonic()
         result = await self.sandbox.exec_code(call.arguments, timeout)
         elapsed = time.monotonic() - started
@@ -161,6 +166,7 @@ class PythonSession(ToolSession):
         if result.restarted:
             await self._push_files(self.sandbox)
         changed = self._mirror(result)
+        self._synced = self._snapshot()
         log.info("python.call", run_id=self.ctx.run_id, wall_s=round(elapsed, 4),
                  timed_out=result.timed_out, restarted=result.restarted)
         text = format_result(result, timeout, policy.config.sandbox.output_bytes)
@@ -180,11 +186,22 @@ class PythonSession(ToolSession):
             "restarted": result.restarted, "wall_s": elapsed, "cpu_s": result.cpu_s,
         }
 
-    async def _push_files(self, box: Sandbox) -> None:
-        limit = self.ctx.policy.config.sandbox.disk_mb * 1_000_000
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        snap = {}
         for path in _regular_files(self.files_dir):
-            if path.stat().st_size <= limit:
-                await box.put_file(path.relative_to(self.files_dir).as_posix(), path.read_bytes())
+            st = path.stat()
+            snap[path.relative_to(self.files_dir).as_posix()] = (st.st_mtime_ns, st.st_size)
+        return snap
+
+    async def _push_files(self, box: Sandbox, *, only_changed: bool = False) -> None:
+        limit = self.ctx.policy.config.sandbox.disk_mb * 1_000_000
+        snap = self._snapshot()
+        for rel, sig in snap.items():
+            if only_changed and self._synced.get(rel) == sig:
+                continue
+            if sig[1] <= limit:
+                await box.put_file(rel, (self.files_dir / rel).read_bytes())
+        self._synced = snap
 
     def _mirror(self, result: ExecResult) -> list[str]:
         """Copy the sandbox's new files into files_dir without following any link."""

@@ -58,8 +58,7 @@ def harmony_text(message: ParsedMessage) -> str:
     if message.recipient:
         header += f" to={message.recipient}"
     if message.content_type:
-        ct = message.content_type
-        header += " " + (ct if ct.startswith("<|constrain|>") else f"<|constrain|>{ct}")
+        header += f" {message.content_type}"  # "<|constrain|>json", or "code" as written
     return f"{header}<|message|>{message.text}<|{message.end}|>"
 
 

@@ -25,6 +25,7 @@ Problems are reported as ``file:line: field: message``, all of them at once.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import string
@@ -32,18 +33,40 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from agent.engine.spec import KINDS
 from agent.batch.tasks import BatchFileError, Problem, Task, TaskConfig, load_check
+from agent.engine.spec import KINDS
 from agent.state import RunLimits
 
 Loc = tuple[str | int, ...]
-_LIMIT_FIELDS = set(RunLimits.model_fields)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _partial(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with every field optional but still checked, so a bad value in a per-task
+    override is reported at its own line."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        optional = copy.copy(info)
+        optional.default = None
+        fields[name] = (info.annotation | None, optional)
+    return create_model(f"Partial{model.__name__}", __config__=ConfigDict(extra="forbid"),
+                        **fields)
+
+
+PartialLimits = _partial(RunLimits)
 
 
 class AgentOptions(_Strict):
@@ -51,23 +74,13 @@ class AgentOptions(_Strict):
 
     tools: list[str] | None = None
     policy: str | None = None
-    limits: dict[str, Any] | None = None
+    limits: PartialLimits | None = None  # type: ignore[valid-type]
     instructions: str | None = None
     reasoning: Literal["low", "medium", "high"] | None = None
     temperature: float | None = Field(None, ge=0)
     timeout_s: float | None = Field(None, gt=0)
     match: Literal["exact", "contains", "regex"] | None = None
     check: str | None = None
-
-    @field_validator("limits")
-    @classmethod
-    def _known_limits(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        unknown = set(value or {}) - _LIMIT_FIELDS
-        if unknown:
-            raise ValueError(f"unknown limit(s) {', '.join(sorted(unknown))}; known: "
-                             f"{', '.join(sorted(_LIMIT_FIELDS))}")
-        return value
-
 
 class Defaults(AgentOptions):
     engine: str | None = None
@@ -265,7 +278,10 @@ def _task(task_id: str, entry: TaskEntry, d: Defaults, base: Path, where: Proble
         value = getattr(entry, name)
         return getattr(d, name) if value is None else value
 
-    limits = RunLimits.model_validate({**(d.limits or {}), **(entry.limits or {})})
+    def given(limits: BaseModel | None) -> dict[str, Any]:
+        return limits.model_dump(exclude_unset=True) if limits is not None else {}
+
+    limits = RunLimits.model_validate({**given(d.limits), **given(entry.limits)})
     config = TaskConfig(
         tools=tuple(pick("tools") or ()), policy=_resolve_ref(pick("policy"), base),
         limits=limits, instructions=pick("instructions"), reasoning=pick("reasoning") or "medium",

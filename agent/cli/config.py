@@ -51,7 +51,7 @@ def handle(args: argparse.Namespace) -> int:
     table.add_column("value")
     table.add_column("source", style="dim")
     table.add_column("env var", style="dim")
-    for key, field in Settings.model_fields.items():
+    for key in Settings.model_fields:
         env = "" if key in ("engine_options", "toolkit_options") else ENV_PREFIX + key.upper()
         table.add_row(key, _show(getattr(resolved.values, key)), resolved.sources[key], env)
     console.print(table)

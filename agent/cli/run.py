@@ -29,6 +29,7 @@ from agent.cli.common import (
     add_agent_flags,
     build_agent,
     is_recipe,
+    leaf_error,
     limits_of,
     load_recipe,
     make_policy,
@@ -163,8 +164,11 @@ def handle(args: argparse.Namespace) -> int:
     spec = resolved.values.engine or (f"scripted ({recipe.path.name} SCRIPT)" if recipe else None)
     try:
         result = anyio.run(_stream, agent, engine, task, display, args.transcript, spec)
-    except AgentRunError as exc:
-        err.print(f"[red]agent: run failed:[/] {exc}")
+    except (AgentRunError, BaseExceptionGroup) as exc:  # Agent.stream's task group wraps errors
+        leaf = leaf_error(exc)
+        if not isinstance(leaf, AgentRunError):
+            raise leaf from exc
+        err.print(f"[red]agent: run failed:[/] {leaf}")
         return EXIT_FAILED
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))

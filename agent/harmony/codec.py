@@ -7,7 +7,7 @@ trained on; parsing is ours (:mod:`agent.harmony.parser`) because it must be str
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import openai_harmony as oh
@@ -54,7 +54,7 @@ class HarmonyCodec:
         self.specials = SpecialTokens(self.encoding)
         self.stop_tokens = frozenset(self.encoding.stop_tokens_for_assistant_actions())
         self.assistant_start = tuple(self.encode("<|start|>assistant"))
-        self._reply_headers: dict[tuple[str, str | None], list[int]] = {}
+        self._headers: dict[tuple[str | None, ...], list[int]] = {}
 
     # -- the opening messages -------------------------------------------------------------
     def system_message(
@@ -141,11 +141,20 @@ class HarmonyCodec:
         The loop renders one reply per turn; this keeps that cost to encoding the reply text.
         Special-token look-alikes in the text stay plain text, as in openai-harmony.
         """
-        key = (recipient, channel)
-        header = self._reply_headers.get(key)
+        return self._render_text(("tool", recipient, channel), text,
+                                 lambda: self.tool_message(recipient, "", channel))
+
+    def render_user_message(self, text: str) -> list[int]:
+        """Tokens of a user message (every run renders its task)."""
+        return self._render_text(("user",), text,
+                                 lambda: oh.Message.from_role_and_content(oh.Role.USER, ""))
+
+    def _render_text(self, key: tuple[str | None, ...], text: str,
+                     empty: Callable[[], oh.Message]) -> list[int]:
+        header = self._headers.get(key)
         if header is None:
-            header = self.render_message(self.tool_message(recipient, "", channel))[:-1]
-            self._reply_headers[key] = header
+            header = self.render_message(empty())[:-1]  # all but the closing <|end|>
+            self._headers[key] = header
         body = self.encoding.encode(text, allowed_special=set(), disallowed_special=())
         return [*header, *body, self.specials.end]
 

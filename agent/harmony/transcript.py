@@ -67,6 +67,15 @@ class Transcript:
         self._awaiting = False  # True while the list ends with <|start|>assistant
         self._closed = False  # True once a final answer ended the last turn
 
+    @classmethod
+    def from_rendered(cls, codec: HarmonyCodec, messages: Sequence[oh.Message],
+                      tokens: Sequence[int]) -> Transcript:
+        """A transcript from messages already rendered to ``tokens`` (e.g. a cached opening)."""
+        transcript = cls(codec, ())
+        transcript.messages = list(messages)
+        transcript._tokens = list(tokens)
+        return transcript
+
     def prompt(self) -> PromptView:
         """The tokens to complete: the conversation followed by ``<|start|>assistant``."""
         self._open_assistant()
@@ -114,7 +123,7 @@ class Transcript:
             self._tokens = self.codec.render_conversation(self.messages)
             self._closed = False
         else:
-            self._tokens.extend(self.codec.render_message(self.messages[-1]))
+            self._tokens.extend(self.codec.render_user_message(text))
 
     def to_json(self) -> str:
         """The conversation in openai-harmony's own serialisation."""

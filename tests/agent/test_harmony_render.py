@@ -193,3 +193,8 @@ def test_training_render_ends_with_return() -> None:
 def test_fast_tool_reply_equals_harmony_render(text: str, channel: str | None) -> None:
     msg = codec.tool_message("browser.search", text, channel)
     assert codec.render_tool_reply("browser.search", text, channel) == enc.render(msg)
+
+
+@pytest.mark.parametrize("text", ["", "What is 2+2?", "fake <|start|>assistant ✓"])
+def test_fast_user_message_equals_harmony_render(text: str) -> None:
+    assert codec.render_user_message(text) == enc.render(user(text))

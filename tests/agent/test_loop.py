@@ -378,3 +378,37 @@ async def test_secrets_are_redacted_in_replies_and_events(monkeypatch: pytest.Mo
     assert secret not in finished.record.output
     prompt = engine.requests[-1].prompt_tokens
     assert secret not in HarmonyCodec().decode(list(prompt)).split("<|start|>functions.leak")[1]
+
+
+async def test_leaving_the_stream_early_stops_the_run_quietly() -> None:
+    kit = _Memo()
+    agent = Agent(ScriptedEngine([call("memo.sleep", "")]), [kit])
+    with anyio.fail_after(5):
+        async for event in agent.stream("x"):
+            if isinstance(event, ToolStarted):
+                break
+        await anyio.sleep(0.05)
+    assert kit.closed == 1
+
+
+async def test_stream_raises_engine_errors_plainly() -> None:
+    from agent import AgentRunError
+
+    with pytest.raises(AgentRunError, match="add more completions"):
+        async for _ in Agent(ScriptedEngine([])).stream("x"):
+            pass
+
+
+async def test_files_seed_every_run(tmp_path: object) -> None:
+    @tool
+    def ls() -> str:
+        """Lists nothing; the test reads the folder."""
+        return "ok"
+
+    agent = Agent(ScriptedEngine([final("ok")]), tools=[ls], files={"a/b.txt": "hello"})
+    result = await agent.run("x", files={"c.bin": b"\x00\x01"})
+    assert sorted(p.name for p in result.files) == ["b.txt", "c.bin"]
+    from agent import UserError
+
+    with pytest.raises(UserError, match="relative path"):
+        await agent.run("x", files={"../escape": "no"})

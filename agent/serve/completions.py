@@ -1,0 +1,108 @@
+"""``POST /v1/completions`` with token ids in and out, as vLLM serves it.
+
+``prompt`` is a list of token ids; each choice carries ``token_ids`` (always, not only with
+``return_token_ids``) and ``text``; ``stop_token_ids`` end the completion with the stop token
+included; streaming sends one SSE event per engine delta and, with
+``stream_options.include_usage``, a last event with usage and no choices.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from agent.engine.base import EngineEvent, EngineRequest, Finished, FinishReason
+from agent.errors import EngineError
+from agent.serve import sse
+from agent.serve.common import (
+    ApiError,
+    ServerState,
+    check_model,
+    new_id,
+    parse,
+    primed,
+    sampling,
+    state_of,
+    usage,
+)
+from agent.serve.schemas import CompletionBody
+
+log = structlog.get_logger(__name__)
+
+
+def _text(state: ServerState, ids: Sequence[int]) -> str:
+    try:
+        return state.codec.decode(ids)
+    except Exception:  # ids outside o200k (a toy vocabulary): the ids are what matters
+        return ""
+
+
+def _choice(state: ServerState, ids: Sequence[int], finished: Finished | None,
+            stops: frozenset[int]) -> dict[str, Any]:
+    reason = finished.reason.value if finished else None
+    stop_reason = ids[-1] if finished and finished.reason is FinishReason.STOP and ids \
+        and ids[-1] in stops else None
+    return {"index": 0, "text": _text(state, ids), "token_ids": list(ids), "logprobs": None,
+            "finish_reason": reason, "stop_reason": stop_reason}
+
+
+async def completions(request: Request) -> Response:
+    state = state_of(request)
+    body = await parse(request, CompletionBody)
+    check_model(state, body.model)
+    try:
+        prompt = body.prompt_ids()
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    if not prompt:
+        raise ApiError(400, "the prompt is empty")
+    conversation = body.conversation_id or request.headers.get("x-conversation-id")
+    engine_request = EngineRequest(
+        prompt, frozenset(body.stop_token_ids),
+        sampling(state, body.temperature, body.top_p, body.max_tokens, body.seed), conversation)
+    head = {"id": new_id("cmpl-"), "object": "text_completion", "created": int(time.time()),
+            "model": state.model_name}
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = await primed(state.engine.generate(engine_request))
+        return sse.stream(_stream(state, events, engine_request, head, include_usage))
+    tokens: list[int] = []
+    finished: Finished | None = None
+    async for event in state.engine.generate(engine_request):
+        if isinstance(event, Finished):
+            finished = event
+        else:
+            tokens.extend(event.token_ids)
+    if finished is None:
+        raise EngineError("the engine stopped without finishing the completion")
+    return JSONResponse(head | {
+        "choices": [_choice(state, tokens, finished, engine_request.stop_tokens)],
+        "usage": usage(finished.prompt_tokens, finished.completion_tokens,
+                       finished.reused_tokens)})
+
+
+async def _stream(state: ServerState, events: AsyncIterator[EngineEvent], request: EngineRequest,
+                  head: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
+    last: Sequence[int] = ()
+    try:
+        async for event in events:
+            if isinstance(event, Finished):
+                choice = _choice(state, (), event, request.stop_tokens)
+                if event.reason is FinishReason.STOP and last and last[-1] in request.stop_tokens:
+                    choice["stop_reason"] = last[-1]
+                yield sse.event(head | {"choices": [choice]})
+                if include_usage:
+                    yield sse.event(head | {"choices": [], "usage": usage(
+                        event.prompt_tokens, event.completion_tokens, event.reused_tokens)})
+            else:
+                last = event.token_ids
+                yield sse.event(head | {"choices": [_choice(state, last, None, frozenset())]})
+    except EngineError as exc:
+        log.warning("serve.engine_failed", error=str(exc))
+        yield sse.error_event(str(exc))
+    yield sse.DONE
