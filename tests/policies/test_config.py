@@ -168,12 +168,13 @@ def test_relative_paths_in_a_file_are_relative_to_the_file(tmp_path: Path) -> No
 
 
 def test_the_readme_section_examples_are_valid() -> None:
-    text = (Path(__file__).parents[2] / "policies" / "README_SECTION.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    text = readme[readme.index("## Policies"):]
     yaml_block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
-    policy = Policy.from_yaml(yaml_block, source="README_SECTION.md")
+    policy = Policy.from_yaml(yaml_block, source="README.md")
     assert policy.rules["functions.apply_patch"] is Action.ASK
     assert policy.budgets.calls_per_tool == {"browser": 40, "python": 20}
     python_block = text.split("```python\n", 1)[1].split("```", 1)[0]
-    exec(compile(python_block, "README_SECTION.md", "exec"), {})
+    exec(compile(python_block, "README.md", "exec"), {})
     for name in PRESETS:
         assert f"`{name}`" in text

@@ -1,0 +1,189 @@
+"""The gpt-oss forward pass in plain PyTorch, over a padded batch and the paged KV cache.
+
+Math (same as the reference ``gpt_oss/torch/model.py``):
+- pre-norm residual blocks: ``x += attn(rmsnorm(x))``; ``x += moe(rmsnorm(x))``;
+- grouped-query attention with q/k/v/o biases, YaRN RoPE on q and k (half-split rotation),
+  a learned per-head *sink* logit appended to every softmax row and dropped afterwards, and a
+  sliding window on the layers marked ``sliding_attention``;
+- mixture of experts: router top-k, softmax over the chosen logits only; each expert is a
+  clamped SwiGLU (``alpha = 1.702``, ``limit``, ``+1`` on the linear half) with biases, its weights
+  decoded from MXFP4 only when a token picks it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from . import kernels, mxfp4
+from .config import ModelConfig
+from .kv_cache import AttentionMeta, KVCache, LayerTypeMeta
+from .weights import LayerWeights, ModelWeights
+
+_DEQUANT_BUDGET_BYTES = 256 * 2**20  # transient dequantized experts per group in _moe
+
+
+def rope_tables(config: ModelConfig, max_positions: int, device: torch.device) -> torch.Tensor:
+    """``[max_positions, 2, D/2]`` float32 cos and sin, YaRN-scaled ("NTK by parts")."""
+    d = config.head_dim
+    freq = config.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
+    inv_freq = 1.0 / freq
+    if config.rope_scaling_factor > 1.0:
+        d_half = d / 2
+        ctx, base = config.initial_context_length, math.log(config.rope_theta)
+        # Dimensions rotating fast (> ntk_beta turns over the original context) keep their
+        # frequency; slow ones (< ntk_alpha turns) are interpolated; a linear ramp in between.
+        low = d_half * math.log(ctx / (config.rope_ntk_beta * 2 * math.pi)) / base
+        high = d_half * math.log(ctx / (config.rope_ntk_alpha * 2 * math.pi)) / base
+        # The reference asserts 0 < low < high < d/2 - 1; outside that (toy shapes) clamp as HF does.
+        low, high = max(low, 0.0), min(high, d - 1.0)
+        ramp = (torch.arange(d_half, dtype=torch.float64) - low) / max(high - low, 1e-3)
+        extrapolate = 1 - ramp.clamp(0, 1)
+        interpolated = 1.0 / (config.rope_scaling_factor * freq)
+        inv_freq = interpolated * (1 - extrapolate) + inv_freq * extrapolate
+    inv_freq = inv_freq.to(torch.float32)
+    t = torch.arange(max_positions, dtype=torch.float32)
+    angles = torch.outer(t, inv_freq)  # [P, D/2]
+    c = config.rope_concentration
+    return torch.stack((angles.cos() * c, angles.sin() * c), dim=1).to(device)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x [..., D]`` whose first and second halves form the pairs (gpt-oss convention)."""
+    if kernels.available(x) and kernels.rope_ok(x, cos):  # [kernels hook] one fused launch
+        return kernels.rope(x, cos, sin)
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
+    if kernels.available(x):  # [kernels hook] one fused launch
+        return kernels.rms_norm(x, scale, eps)
+    xf = x.float()
+    xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return (xf * scale).to(x.dtype)
+
+
+def swiglu(x: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
+    """``x [..., 2I]`` with gate at even and linear at odd columns -> ``[..., I]``."""
+    gate, linear = x[..., ::2], x[..., 1::2]
+    gate = gate.clamp(max=limit)
+    linear = linear.clamp(min=-limit, max=limit)
+    return gate * torch.sigmoid(alpha * gate) * (linear + 1)
+
+
+class GptOssModel:
+    """Weights plus the pure functions that run them. Not an ``nn.Module``: inference only."""
+
+    def __init__(self, weights: ModelWeights, *, max_positions: int) -> None:
+        self.weights = weights
+        self.config = weights.config
+        self.rope = rope_tables(self.config, max_positions, weights.device)  # [P, 2, D/2]
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        meta: AttentionMeta,
+        cache: KVCache,
+        logit_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run ``tokens [B, S]`` through every layer, writing their keys/values to ``cache``.
+
+        Returns logits ``[B, V]`` at ``logit_index [B]`` (the last real token of each row) or,
+        with ``logit_index=None``, ``[B, S, V]`` for every position. Logits are float32.
+        """
+        w, cfg = self.weights, self.config
+        assert tokens.shape == meta.positions.shape, "tokens and positions must be [B, S]"
+        if tokens.shape[1] == 1 and logit_index is not None and kernels.graphs_ok(tokens):
+            logits = kernels.graphed_decode(self, tokens, meta, cache)  # [kernels hook] CUDA graph
+            if logits is not None:
+                return logits
+        x = w.embedding[tokens]  # [B, S, H]
+        rope = self.rope[meta.positions.clamp_min(0)].to(x.dtype)  # [B, S, 2, D/2]
+        cos, sin = rope[:, :, None, 0], rope[:, :, None, 1]  # [B, S, 1, D/2]
+        for i, layer in enumerate(w.layers):
+            kind, k_pool, v_pool = cache.layer_pools(i)
+            tmeta = meta.full if kind == "full" else meta.sliding
+            window = cfg.sliding_window if kind == "sliding" else None
+            h = rms_norm(x, layer.attn_norm, cfg.rms_norm_eps)
+            x = x + self._attention(h, layer, cos, sin, meta.positions, tmeta, k_pool, v_pool, window)
+            h = rms_norm(x, layer.mlp_norm, cfg.rms_norm_eps)
+            x = x + self._moe(h.flatten(0, 1), layer).view_as(x)
+        if logit_index is not None:
+            x = x[torch.arange(x.shape[0], device=x.device), logit_index]  # [B, H]
+        x = rms_norm(x, w.norm, cfg.rms_norm_eps)
+        return (x @ w.unembedding.T).float()
+
+    def _attention(
+        self,
+        x: torch.Tensor,  # [B, S, H]
+        layer: LayerWeights,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        positions: torch.Tensor,  # [B, S]
+        meta: LayerTypeMeta,
+        k_pool: torch.Tensor,  # [slots, Hkv, D]
+        v_pool: torch.Tensor,
+        window: int | None,
+    ) -> torch.Tensor:
+        cfg = self.config
+        b, s, _ = x.shape
+        hq, hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        qkv = F.linear(x, layer.qkv_weight, layer.qkv_bias)
+        q, k, v = torch.split(qkv, [hq * d, hkv * d, hkv * d], dim=-1)
+        q = apply_rope(q.view(b, s, hq, d), cos, sin)
+        k = apply_rope(k.view(b, s, hkv, d), cos, sin)
+        # Write this step's keys first so a chunk attends to itself through the same path.
+        slots = meta.write_slots.flatten()
+        k_pool.index_copy_(0, slots, k.reshape(-1, hkv, d).to(k_pool.dtype))
+        v_pool.index_copy_(0, slots, v.reshape(-1, hkv, d).to(v_pool.dtype))
+        if s == 1 and kernels.available(x) and kernels.attention_ok(d):  # [kernels hook]
+            out = kernels.attention_decode(
+                q[:, 0], k_pool, v_pool, meta.read_slots, meta.key_positions, positions[:, 0],
+                layer.sinks, window,
+            )  # fmt: skip
+            return F.linear(out.reshape(b, s, hq * d), layer.out_weight, layer.out_bias)
+        keys = k_pool[meta.read_slots].to(x.dtype)  # [B, L, Hkv, D]
+        values = v_pool[meta.read_slots].to(x.dtype)
+        q = q.view(b, s, hkv, hq // hkv, d)  # query head h uses kv head h // (Hq / Hkv)
+        scores = torch.einsum("bsgqd,blgd->bgqsl", q, keys).float() / math.sqrt(d)
+        kpos = meta.key_positions[:, None, :]  # [B, 1, L]
+        qpos = positions[:, :, None]  # [B, S, 1]
+        allowed = (kpos >= 0) & (kpos <= qpos)
+        if window is not None:
+            allowed &= qpos - kpos < window
+        scores = scores.masked_fill(~allowed[:, None, None], float("-inf"))
+        sinks = layer.sinks.view(1, hkv, hq // hkv, 1, 1).expand(b, -1, -1, s, 1)
+        # The sink column keeps every row finite, padded rows included.
+        probs = torch.softmax(torch.cat((scores, sinks), dim=-1), dim=-1)[..., :-1]
+        out = torch.einsum("bgqsl,blgd->bsgqd", probs.to(x.dtype), values)
+        return F.linear(out.reshape(b, s, hq * d), layer.out_weight, layer.out_bias)
+
+    def _moe(self, x: torch.Tensor, layer: LayerWeights) -> torch.Tensor:
+        """``x [T, H]`` -> ``[T, H]``: each token through its top-k experts."""
+        cfg = self.config
+        if kernels.available(x):  # [kernels hook] packed MXFP4 experts, Triton
+            return kernels.moe_layer(x, layer, cfg)
+        logits = F.linear(x, layer.gate_weight, layer.gate_bias)  # [T, E]
+        top_logits, top_experts = torch.topk(logits, cfg.experts_per_token, dim=-1)  # [T, k]
+        top_weights = torch.softmax(top_logits.float(), dim=-1).to(x.dtype)
+        out = torch.zeros_like(x)
+        hit = torch.unique(top_experts)  # sorted expert ids that at least one token chose
+        # Decode the chosen experts a group at a time: one dequantize call per group keeps the
+        # Python overhead low, the byte budget keeps the transient copy small on big models.
+        per_expert = (layer.mlp1_blocks[0].numel() + layer.mlp2_blocks[0].numel()) * 2 * x.element_size()
+        group = max(1, _DEQUANT_BUDGET_BYTES // per_expert)
+        for first in range(0, len(hit), group):
+            ids = hit[first : first + group]
+            w1s = mxfp4.dequantize(layer.mlp1_blocks[ids], layer.mlp1_scales[ids], x.dtype)  # [g, 2I, H]
+            w2s = mxfp4.dequantize(layer.mlp2_blocks[ids], layer.mlp2_scales[ids], x.dtype)  # [g, H, I]
+            for j, e in enumerate(ids.tolist()):
+                tok, slot = torch.nonzero(top_experts == e, as_tuple=True)
+                hidden = F.linear(x[tok], w1s[j], layer.mlp1_bias[e])
+                hidden = swiglu(hidden, cfg.swiglu_alpha, cfg.swiglu_limit)
+                y = F.linear(hidden, w2s[j], layer.mlp2_bias[e])
+                out.index_add_(0, tok, y * top_weights[tok, slot, None])
+        return out

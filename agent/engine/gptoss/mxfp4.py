@@ -1,0 +1,93 @@
+"""MXFP4 (OCP microscaling FP4) as gpt-oss stores its expert weights.
+
+A weight row of ``n`` values is cut into ``n / 32`` blocks. Each block holds 16 bytes of FP4
+``e2m1`` codes (two per byte, the *low* nibble is the earlier value) and shares one ``e8m0``
+scale byte: the value is ``E2M1[code] * 2 ** (scale - 127)``. Shapes on disk:
+``blocks [..., n / 32, 16]`` (uint8) and ``scales [..., n / 32]`` (uint8).
+"""
+
+from __future__ import annotations
+
+import torch
+
+BLOCK_SIZE = 32  # values that share one scale
+BYTES_PER_BLOCK = BLOCK_SIZE // 2
+SCALE_BIAS = 127  # e8m0: 2 ** (byte - 127); 0xFF is NaN in the OCP spec
+
+# e2m1: sign bit, 2 exponent bits, 1 mantissa bit. Codes 8..15 are the negatives of 0..7.
+E2M1_VALUES: tuple[float, ...] = (
+    +0.0, +0.5, +1.0, +1.5, +2.0, +3.0, +4.0, +6.0,
+    -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
+)  # fmt: skip
+
+_PAIR_LUT: dict[torch.device, torch.Tensor] = {}
+
+
+def _pair_lut(device: torch.device) -> torch.Tensor:
+    """``[256, 2]`` float32: a byte's two values, low nibble first; one gather per byte."""
+    lut = _PAIR_LUT.get(device)
+    if lut is None:
+        values = torch.tensor(E2M1_VALUES, dtype=torch.float32)
+        codes = torch.arange(256)
+        lut = torch.stack((values[codes & 0x0F], values[codes >> 4]), dim=-1).to(device)
+        _PAIR_LUT[device] = lut
+    return lut
+
+
+_SCALE_LUT: dict[torch.device, torch.Tensor] = {}
+
+
+def _scale_lut(device: torch.device) -> torch.Tensor:
+    """``[256]`` float32: ``2 ** (byte - 127)`` exactly (ldexp), NaN for 0xFF."""
+    lut = _SCALE_LUT.get(device)
+    if lut is None:
+        exps = torch.arange(256, dtype=torch.float32) - SCALE_BIAS
+        lut = torch.ldexp(torch.ones(256), exps)
+        lut[0xFF] = torch.nan
+        lut = lut.to(device)
+        _SCALE_LUT[device] = lut
+    return lut
+
+
+def dequantize(
+    blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Decode MXFP4 ``blocks [..., G, 16]`` with ``scales [..., G]`` into ``[..., G * 32]``.
+
+    Decoding happens in float32 (every e2m1 value times a power of two is exact there, down to
+    2 ** -127 subnormals; beyond float32's range it overflows to inf) and is cast to ``dtype``.
+
+    Raises:
+        ValueError: the shapes or dtypes are not MXFP4's.
+    """
+    if blocks.dtype != torch.uint8 or scales.dtype != torch.uint8:
+        raise ValueError(f"MXFP4 wants uint8 blocks and scales, got {blocks.dtype}/{scales.dtype}")
+    if blocks.shape[-1] != BYTES_PER_BLOCK or blocks.shape[:-1] != scales.shape:
+        raise ValueError(
+            f"MXFP4 blocks {tuple(blocks.shape)} do not match scales {tuple(scales.shape)}"
+        )
+    values = _pair_lut(blocks.device)[blocks.long()]  # [..., G, 16, 2] before scaling
+    factor = _scale_lut(blocks.device)[scales.long()]  # [..., G]
+    values = values.flatten(-2) * factor.unsqueeze(-1)  # [..., G, 32]
+    return values.flatten(-2).to(dtype)
+
+
+def quantize(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode ``weights [..., n]`` as MXFP4 ``(blocks [..., n/32, 16], scales [..., n/32])``.
+
+    Round-to-nearest with a per-block scale chosen so the block's largest magnitude fits 6.0.
+    Used by the random-checkpoint writer and tests, not on the inference path.
+    """
+    if weights.shape[-1] % BLOCK_SIZE:
+        raise ValueError(f"last dim {weights.shape[-1]} is not a multiple of {BLOCK_SIZE}")
+    w = weights.float().reshape(*weights.shape[:-1], -1, BLOCK_SIZE)  # [..., G, 32]
+    amax = w.abs().amax(dim=-1).clamp_min(2.0**-127)
+    exp = torch.ceil(torch.log2(amax / 6.0)).clamp(-127, 127)  # smallest scale with |w|/s <= 6
+    scaled = w / torch.exp2(exp).unsqueeze(-1)
+    lut = torch.tensor(E2M1_VALUES[:8], dtype=torch.float32, device=w.device)
+    codes = (scaled.abs().unsqueeze(-1) - lut).abs().argmin(dim=-1).to(torch.uint8)
+    codes = codes | ((scaled < 0).to(torch.uint8) << 3)
+    pairs = codes.reshape(*codes.shape[:-1], BYTES_PER_BLOCK, 2)
+    blocks = pairs[..., 0] | (pairs[..., 1] << 4)
+    scales = (exp + SCALE_BIAS).to(torch.uint8)
+    return blocks.contiguous(), scales.contiguous()
