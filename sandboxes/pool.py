@@ -40,6 +40,7 @@ class SandboxPool:
         self.size = size
         self._ready: deque[Sandbox] = deque()
         self._starting = 0
+        self.hits = 0  # acquisitions served by an already started sandbox
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
         self._changed = anyio.Event()
@@ -88,6 +89,7 @@ class SandboxPool:
         box = self._ready.popleft() if self._ready else None
         self._fill()
         if box is not None:
+            self.hits += 1
             return box
         box = self.factory()
         try:

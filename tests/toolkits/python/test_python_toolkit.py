@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from openai_harmony import ToolNamespaceConfig
 
@@ -92,12 +90,12 @@ async def test_output_cap_has_a_marker(make_ctx) -> None:
 
 async def test_budgets_are_charged_and_enforced(make_ctx) -> None:
     pol = Policy(sandbox=SandboxPolicy(kind="local", allow_local=True),
-                 budgets=Budgets(python_wall_seconds=0.6))
+                 budgets=Budgets(python_wall_seconds=2.0))
     ctx = make_ctx(pol)
     async with PythonToolkit(policy=pol) as python, python.session(ctx) as session:
         await session.call(code("1"))
-        assert 0 < ctx.policy.spent["python_wall_seconds"] < 0.6
-        limited = await session.call(code("import time\ntime.sleep(3)"))
+        assert 0 < ctx.policy.spent["python_wall_seconds"] < 2.0
+        limited = await session.call(code("import time\ntime.sleep(10)"))
         assert limited.metadata["timed_out"]
         with pytest.raises(PolicyDenied, match="python wall-clock seconds"):
             await session.call(code("1"))
@@ -111,10 +109,10 @@ async def test_warm_pool_serves_the_first_call(make_ctx, need_kind, kind: str) -
         assert python.pool is not None
         await python.pool.wait_warm()
         async with python.session(make_ctx(pol)) as session:
-            started = time.perf_counter()
             assert (await session.call(code("6 * 7"))).text == "42"
-            assert time.perf_counter() - started < 0.25
+            assert python.pool.hits == 1  # the first call got the warm sandbox
         # A run with other limits gets its own sandbox, never a pooled one.
         other = policy(kind, memory_mb=300)
         async with python.session(make_ctx(other, "run-2")) as session:
             assert (await session.call(code("1 + 1"))).text == "2"
+        assert python.pool.hits == 1
