@@ -2,7 +2,8 @@
 
     OssAgentError
     ├── UserError                 bad configuration or input from the person using the library
-    │   └── VocabularyError       the shipped o200k_base vocabulary is missing or corrupt
+    │   ├── VocabularyError       the shipped o200k_base vocabulary is missing or corrupt
+    │   └── ConfigFileError       a YAML file (policy, batch) with problems, each with its line
     ├── ToolError                 a signal to the model: becomes a tool message it can act on
     │   ├── UnknownRecipient      the model addressed a tool that does not exist
     │   ├── InvalidArguments      arguments were not valid JSON or failed validation
@@ -22,6 +23,8 @@ themselves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class OssAgentError(Exception):
     """Root of every error raised by oss-agent."""
@@ -33,6 +36,28 @@ class UserError(OssAgentError):
 
 class VocabularyError(UserError):
     """The o200k_base vocabulary could not be loaded."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """One problem of a configuration file, where it is and what is wrong."""
+
+    source: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigFileError(UserError):
+    """A configuration file that cannot be used; ``problems`` lists every problem at once."""
+
+    def __init__(self, problems: list[FileProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
 
 
 class ToolError(OssAgentError):

@@ -17,37 +17,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from agent.errors import UserError
+from agent.errors import ConfigFileError, FileProblem, UserError
 from policies.config import Policy
 
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyProblem:
-    source: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+PolicyProblem = FileProblem
 
 
-class PolicyFileError(UserError):
-    """A policy file that cannot be used; ``problems`` lists each with its line."""
-
-    def __init__(self, problems: list[PolicyProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
+class PolicyFileError(ConfigFileError):
+    """A policy file that cannot be used."""
 
 
 def load_policy(path_or_name: str | Path) -> Policy:

@@ -93,8 +93,8 @@ class RunContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class ToolSession(abc.ABC):
-    """One run's state for one toolkit."""
+class _Lifecycle:
+    """``async with`` around optional ``start``/``aclose`` hooks."""
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -108,40 +108,26 @@ class ToolSession(abc.ABC):
     ) -> None:
         await self.aclose()
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Acquire the run's resources (default: nothing)."""
+    async def start(self) -> None:
+        """Acquire resources (default: nothing)."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
-        """Release the run's resources; must not raise and must be safe to call twice."""
+    async def aclose(self) -> None:
+        """Release resources; must not raise and must be safe to call twice."""
+
+
+class ToolSession(_Lifecycle, abc.ABC):
+    """One run's state for one toolkit."""
 
     @abc.abstractmethod
     async def call(self, call: ToolCall) -> ToolReply:
         """Handle one call. Raises ToolError for anything the model should fix."""
 
 
-class Toolkit(abc.ABC):
-    """A namespace of tools with shared resources and per-run sessions."""
+class Toolkit(_Lifecycle, abc.ABC):
+    """A namespace of tools with shared resources (started once) and per-run sessions."""
 
     #: The namespace the model addresses (``browser``, ``python``, ``functions``, ...).
     name: str
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Start shared resources (default: nothing)."""
-
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
-        """Stop shared resources; must be safe to call twice."""
 
     @abc.abstractmethod
     def namespace(self, policy: RunPolicy | None = None) -> ToolNamespace:

@@ -12,31 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.errors import UserError
+from agent.errors import ConfigFileError, FileProblem
 from agent.events import RunResult
 from agent.state import RunLimits
 
 Check = Callable[..., Any]  # (result: RunResult, task: Task) -> bool | float (maybe async)
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    source: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+Problem = FileProblem
 
 
-class BatchFileError(UserError):
-    """A batch file that cannot run; ``problems`` lists each with its file and line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
+class BatchFileError(ConfigFileError):
+    """A batch file that cannot run."""
 
 
 @dataclass(frozen=True, slots=True)
