@@ -1,0 +1,126 @@
+"""Triton kernels for the gpt-oss engine's hot paths; the PyTorch code in ``model.py`` is the
+fallback and the reference they are checked against.
+
+- :func:`moe_layer`: router + MXFP4 expert matmuls that read the packed weights and dequantize
+  in registers (no bf16 copy of the experts ever exists in GPU memory);
+- :func:`attention_decode`: one-token attention with sinks and sliding windows over only the
+  live part of the KV cache.
+
+``available(tensor)`` says whether a tensor can take the Triton path: a CUDA tensor with Triton
+importable, or any tensor under ``TRITON_INTERPRET=1`` (CPU tests). ``OSS_AGENT_KERNELS=0``
+turns every kernel off (the plain PyTorch path then runs everywhere).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from ..config import ModelConfig
+    from ..kv_cache import AttentionMeta, KVCache
+    from ..model import GptOssModel
+    from ..weights import LayerWeights
+
+
+@functools.cache
+def _triton_ok() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def enabled() -> bool:
+    return os.environ.get("OSS_AGENT_KERNELS", "1") != "0" and _triton_ok()
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def available(x: torch.Tensor) -> bool:
+    """Can ``x`` (an activation) go through the Triton kernels?"""
+    return (x.is_cuda or interpreting()) and enabled()
+
+
+def graphs_ok(tokens: torch.Tensor) -> bool:
+    """Replay decode steps from CUDA graphs? (``OSS_AGENT_CUDA_GRAPHS=0`` turns them off.)"""
+    if not (tokens.is_cuda and enabled() and os.environ.get("OSS_AGENT_CUDA_GRAPHS", "1") != "0"):
+        return False
+    from .graphs import capturing
+
+    return not capturing() and not torch.cuda.is_current_stream_capturing()
+
+
+def graphed_decode(
+    model: GptOssModel, tokens: torch.Tensor, meta: AttentionMeta, cache: KVCache
+) -> torch.Tensor | None:
+    """Decode logits from a captured graph, or None when none fits (then run eagerly)."""
+    from .graphs import graphed_decode as run
+
+    return run(model, tokens, meta, cache)
+
+
+def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
+    from .fused import rms_norm as run
+
+    return run(x, scale, eps)
+
+
+def rope_ok(x: torch.Tensor, cos: torch.Tensor) -> bool:
+    from .fused import rope_ok as ok
+
+    return ok(x, cos)
+
+
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    from .fused import rope as run
+
+    return run(x, cos, sin)
+
+
+def attention_ok(head_dim: int) -> bool:
+    # tl.dot needs an inner dimension of at least 16; arange needs a power of two.
+    return head_dim >= 16 and head_dim & (head_dim - 1) == 0
+
+
+def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig) -> torch.Tensor:
+    """``x [T, H]`` through the router and its top-k MXFP4 experts: ``[T, H]``."""
+    from .moe import moe, route
+
+    experts, weights = route(x, layer.gate_weight, layer.gate_bias, cfg.experts_per_token)
+    return moe(
+        x,
+        experts,
+        weights,
+        (layer.mlp1_blocks, layer.mlp1_scales, layer.mlp1_bias),
+        (layer.mlp2_blocks, layer.mlp2_scales, layer.mlp2_bias),
+        alpha=cfg.swiglu_alpha,
+        limit=cfg.swiglu_limit,
+    )
+
+
+def attention_decode(
+    q: torch.Tensor,  # [B, Hq, D]
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    read_slots: torch.Tensor,
+    key_positions: torch.Tensor,
+    positions: torch.Tensor,  # [B]
+    sinks: torch.Tensor,
+    window: int | None,
+) -> torch.Tensor:
+    from .attention import decode_attention
+
+    return decode_attention(q, k_pool, v_pool, read_slots, key_positions, positions, sinks, window)
+
+
+__all__ = [
+    "attention_decode", "attention_ok", "available", "enabled", "graphed_decode", "graphs_ok",
+    "moe_layer", "rms_norm", "rope", "rope_ok",
+]  # fmt: skip

@@ -1,0 +1,156 @@
+"""Decode attention (one query per sequence) over the KV pools, reading only live keys.
+
+The cache hands attention, per sequence, a left-packed list of pool slots (``read_slots``) and
+their absolute positions (``key_positions``, -1 past the live ones). The kernel counts nothing
+past ``lengths[b]`` (the live prefix), so its cost follows the sequence's real length, not the
+padded width, and one compiled launch shape (one CUDA graph) serves every length.
+
+Split-K ("flash decoding"): at batch 1 there are only ``num_key_value_heads`` (8) query groups,
+far too few programs for 132 SMs, so each group's keys are cut into ``splits`` chunks whose
+partial softmax states (max, sum, weighted values) a second kernel merges together with the
+per-head sink logit. All query heads sharing a key head (GQA) run in one program on tensor cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def _attn_partial(
+    q_ptr,  # [B, Hq, D]
+    k_ptr, v_ptr,  # pools [slots, Hkv, D]
+    slots_ptr, kpos_ptr, slots_stride,  # [B, L] slot and absolute position per key column
+    qpos_ptr, len_ptr,  # [B] query position, live key columns
+    o_ptr, m_ptr, l_ptr,  # partials [B, Hq, SPLITS, D], [B, Hq, SPLITS] x2 (float32)
+    qk_scale, window,  # scale already times log2(e); window 0 = full attention
+    HKV: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr, GROUP_PAD: tl.constexpr,
+    SPLITS: tl.constexpr, BLOCK_L: tl.constexpr, DOT_DTYPE: tl.constexpr,
+    PRECISION: tl.constexpr,  # "ieee" for float32 models: exact enough to check semantics
+):  # fmt: skip
+    b = tl.program_id(0)
+    kvh = tl.program_id(1)
+    sp = tl.program_id(2)
+    n = tl.load(len_ptr + b).to(tl.int32)
+    qp = tl.load(qpos_ptr + b)
+    chunk = tl.cdiv(tl.cdiv(n, SPLITS), BLOCK_L) * BLOCK_L
+    lo = sp * chunk
+    hi = tl.minimum(lo + chunk, n)
+    g = tl.arange(0, GROUP_PAD)
+    g_ok = g < GROUP
+    d = tl.arange(0, D)
+    heads = kvh * GROUP + g
+    q = tl.load(q_ptr + (b * HKV * GROUP + heads)[:, None] * D + d[None, :], mask=g_ok[:, None], other=0.0)
+    q = q.to(DOT_DTYPE)
+    m_i = tl.full([GROUP_PAD], -1.0e30, dtype=tl.float32)
+    l_i = tl.zeros([GROUP_PAD], dtype=tl.float32)
+    acc = tl.zeros([GROUP_PAD, D], dtype=tl.float32)
+    row = b.to(tl.int64) * slots_stride
+    for j0 in range(lo, hi, BLOCK_L):
+        cols = j0 + tl.arange(0, BLOCK_L)
+        c_ok = cols < hi
+        slot = tl.load(slots_ptr + row + cols, mask=c_ok, other=0).to(tl.int64)
+        kp = tl.load(kpos_ptr + row + cols, mask=c_ok, other=-1)
+        ok = c_ok & (kp >= 0) & (kp <= qp)
+        ok = ok & ((window == 0) | (qp - kp < window))
+        kv_off = (slot * HKV + kvh)[:, None] * D + d[None, :]
+        k = tl.load(k_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
+        v = tl.load(v_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [GROUP_PAD, BLOCK_L], log2
+        s = tl.where(ok[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DTYPE), v, input_precision=PRECISION)
+        m_i = m_new
+    part = (b * HKV * GROUP + heads) * SPLITS + sp
+    tl.store(o_ptr + part[:, None] * D + d[None, :], acc, mask=g_ok[:, None])
+    tl.store(m_ptr + part, m_i, mask=g_ok)
+    tl.store(l_ptr + part, l_i, mask=g_ok)
+
+
+@triton.jit
+def _attn_merge(
+    o_ptr, m_ptr, l_ptr, sinks_ptr, out_ptr,  # partials; sinks [Hq]; out [B, Hq, D]
+    HQ: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr, SPLITS_PAD: tl.constexpr,
+):  # fmt: skip
+    b = tl.program_id(0)
+    h = tl.program_id(1)
+    sp = tl.arange(0, SPLITS_PAD)
+    sp_ok = sp < SPLITS
+    d = tl.arange(0, D)
+    base = (b * HQ + h) * SPLITS
+    m = tl.load(m_ptr + base + sp, mask=sp_ok, other=-1.0e30)
+    lsum = tl.load(l_ptr + base + sp, mask=sp_ok, other=0.0)
+    o = tl.load(o_ptr + (base + sp)[:, None] * D + d[None, :], mask=sp_ok[:, None], other=0.0)
+    sink = tl.load(sinks_ptr + h).to(tl.float32) * 1.4426950408889634
+    top = tl.maximum(tl.max(m, axis=0), sink)
+    w = tl.exp2(m - top)
+    total = tl.sum(lsum * w, axis=0) + tl.exp2(sink - top)
+    out = tl.sum(o * w[:, None], axis=0) / total
+    tl.store(out_ptr + (b * HQ + h) * D + d, out.to(out_ptr.dtype.element_ty))
+
+
+def _dot_dtype(dtype: torch.dtype) -> tl.dtype:
+    # float32 models keep float32 (tf32) operands. The CPU interpreter's bf16 tl.dot is wrong
+    # (triton 3.6 with numpy 2.x), so float32 there too.
+    if dtype == torch.float32 or os.environ.get("TRITON_INTERPRET") == "1":
+        return tl.float32
+    return tl.bfloat16
+
+
+def _precision(dtype: torch.dtype) -> str:
+    return "ieee" if dtype == torch.float32 else "tf32"  # tf32 is ignored for bf16 operands
+
+
+def live_lengths(key_positions: torch.Tensor) -> torch.Tensor:
+    """Live (left-packed) key columns per row of ``key_positions [B, L]``."""
+    return (key_positions >= 0).sum(-1, dtype=torch.int32)
+
+
+def decode_attention(
+    q: torch.Tensor,  # [B, Hq, D]
+    k_pool: torch.Tensor,  # [slots, Hkv, D]
+    v_pool: torch.Tensor,
+    read_slots: torch.Tensor,  # [B, L]
+    key_positions: torch.Tensor,  # [B, L]
+    positions: torch.Tensor,  # [B] query positions
+    sinks: torch.Tensor,  # [Hq]
+    window: int | None,
+    lengths: torch.Tensor | None = None,  # [B]; computed from key_positions when None
+    block_l: int = 64,
+    target_programs: int = 264,
+) -> torch.Tensor:
+    """Softmax attention with sinks for one new token per sequence: ``[B, Hq, D]``."""
+    b, hq, d = q.shape
+    hkv = k_pool.shape[1]
+    group = hq // hkv
+    width = read_slots.shape[1]
+    splits = max(1, min(triton.cdiv(target_programs, b * hkv), triton.cdiv(width, block_l)))
+    if lengths is None:
+        lengths = live_lengths(key_positions)
+    q = q.contiguous()
+    o_part = torch.empty(b, hq, splits, d, device=q.device, dtype=torch.float32)
+    m_part = torch.empty(b, hq, splits, device=q.device, dtype=torch.float32)
+    l_part = torch.empty_like(m_part)
+    _attn_partial[(b, hkv, splits)](
+        q, k_pool, v_pool, read_slots, key_positions, read_slots.stride(0),
+        positions, lengths, o_part, m_part, l_part,
+        LOG2E / math.sqrt(d), window or 0,
+        HKV=hkv, D=d, GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)),
+        SPLITS=splits, BLOCK_L=block_l, DOT_DTYPE=_dot_dtype(q.dtype), PRECISION=_precision(q.dtype), num_warps=4,
+    )  # fmt: skip
+    out = torch.empty(b, hq, d, device=q.device, dtype=q.dtype)
+    _attn_merge[(b, hq)](
+        o_part, m_part, l_part, sinks, out,
+        HQ=hq, D=d, SPLITS=splits, SPLITS_PAD=max(2, triton.next_power_of_2(splits)), num_warps=1,
+    )  # fmt: skip
+    return out

@@ -1,0 +1,392 @@
+"""The gpt-oss engine on one GPU: decode/prefill speed against the memory floor and transformers.
+
+Random weights at the real shapes are built directly in GPU memory (layer by layer, the same
+distributions as ``random_checkpoint``), so no 13-65 GB checkpoint is written. Printed, in one run:
+
+- the device and its measured copy bandwidth (bytes read + written, like the floor's 3.0 TB/s);
+- our decode tokens/s at each batch (CUDA-graph replays of the whole step, sampling excluded),
+  bytes per token (active weights + live KV), achieved GB/s and the fraction of the floor;
+- decode at batch 1 across context lengths (attention reads only the live cache);
+- prefill tokens/s of one 2k-token prompt; peak memory for one 4k-context sequence;
+- transformers' GptOssForCausalLM (bf16 experts, eager) at batches 1 and 8 and the ratio;
+- optionally the 120b shape at batch 1 (``--big``).
+
+Usage (on the GPU machine)::
+
+    python benchmarks/engine_gpu.py --preset 20b --hf --big --out results.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import time
+from collections.abc import Callable
+
+import torch
+
+from agent.engine.gptoss.config import ModelConfig
+from agent.engine.gptoss.kv_cache import KVCache
+from agent.engine.gptoss.model import GptOssModel
+from agent.engine.gptoss.random_checkpoint import preset
+from agent.engine.gptoss.weights import LayerWeights, ModelWeights
+
+LINES: list[str] = []
+
+
+def say(line: str = "") -> None:
+    LINES.append(line)
+    print(line, flush=True)  # noqa: T201 - a benchmark's output is its product
+
+
+def random_weights(cfg: ModelConfig, seed: int = 0, dtype: torch.dtype = torch.bfloat16) -> ModelWeights:
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    h, e, i2, d = cfg.hidden_size, cfg.num_experts, 2 * cfg.intermediate_size, cfg.head_dim
+    qkv = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * d
+
+    def normal(*shape: int, std: float) -> torch.Tensor:
+        return (torch.randn(shape, generator=gen, device=dev) * std).to(dtype)
+
+    def mx(rows: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        blocks = torch.randint(0, 256, (e, rows, k // 32, 16), generator=gen, device=dev, dtype=torch.uint8)
+        exp = round(-math.log2(math.sqrt(k) * 2.6))
+        jitter = torch.randint(-1, 2, (e, rows, k // 32), generator=gen, device=dev)
+        return blocks, (127 + exp + jitter).to(torch.uint8)
+
+    layers = []
+    for _ in range(cfg.num_hidden_layers):
+        b1, s1 = mx(i2, h)
+        b2, s2 = mx(h, cfg.intermediate_size)
+        layers.append(LayerWeights(
+            attn_norm=1 + 0.1 * torch.randn(h, generator=gen, device=dev),
+            qkv_weight=normal(qkv, h, std=h**-0.5), qkv_bias=normal(qkv, std=0.1),
+            sinks=torch.randn(cfg.num_attention_heads, generator=gen, device=dev),
+            out_weight=normal(h, cfg.num_attention_heads * d, std=(cfg.num_attention_heads * d) ** -0.5),
+            out_bias=normal(h, std=0.1), mlp_norm=1 + 0.1 * torch.randn(h, generator=gen, device=dev),
+            gate_weight=normal(e, h, std=h**-0.5), gate_bias=normal(e, std=0.1),
+            mlp1_blocks=b1, mlp1_scales=s1, mlp1_bias=normal(e, i2, std=0.1),
+            mlp2_blocks=b2, mlp2_scales=s2, mlp2_bias=normal(e, h, std=0.1),
+        ))  # fmt: skip
+    return ModelWeights(
+        config=cfg, embedding=normal(cfg.vocab_size, h, std=1.0), layers=layers,
+        norm=1 + 0.1 * torch.randn(h, generator=gen, device=dev),
+        unembedding=normal(cfg.vocab_size, h, std=h**-0.5),
+    )  # fmt: skip
+
+
+def active_bytes(w: ModelWeights, experts_read: float) -> int:
+    """Weight bytes one decode step must read when ``experts_read`` experts per layer are used."""
+    total = w.unembedding.numel() * 2 + w.norm.numel() * 4 + w.config.hidden_size * 2
+    for layer in w.layers:
+        dense = [layer.attn_norm, layer.qkv_weight, layer.qkv_bias, layer.sinks, layer.out_weight,
+                 layer.out_bias, layer.mlp_norm, layer.gate_weight, layer.gate_bias]  # fmt: skip
+        total += sum(t.numel() * t.element_size() for t in dense)
+        expert = [layer.mlp1_blocks[0], layer.mlp1_scales[0], layer.mlp1_bias[0],
+                  layer.mlp2_blocks[0], layer.mlp2_scales[0], layer.mlp2_bias[0]]  # fmt: skip
+        total += experts_read * sum(t.numel() * t.element_size() for t in expert)
+    return int(total)
+
+
+def kv_bytes(cfg: ModelConfig, context: int) -> int:
+    per_pos = cfg.num_key_value_heads * cfg.head_dim * 2 * 2  # k and v, bf16
+    return per_pos * (len(cfg.full_layers) * context + len(cfg.sliding_layers) * min(context, cfg.sliding_window))
+
+
+def expected_distinct(e: int, k: int, batch: int) -> float:
+    return e * (1 - (1 - k / e) ** batch)
+
+
+def time_ms(fn: Callable[[], object], iters: int = 30, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
+
+
+def copy_bandwidth() -> float:
+    a = torch.empty(2 * 2**30, dtype=torch.uint8, device="cuda")
+    a.random_(0, 255)
+    b = torch.empty_like(a)
+    ms = time_ms(lambda: b.copy_(a), iters=20)
+    return 2 * 2 * 2**30 / (ms / 1e3) / 1e9  # GB/s, read + write
+
+
+def decode_step(model: GptOssModel, cache: KVCache, batch: int, context: int) -> tuple[float, Callable[[], None]]:
+    """Median ms of one decode step of ``batch`` sequences holding ``context`` positions each."""
+    seqs = [cache.allocate() for _ in range(batch)]
+    for s in seqs:
+        cache.reserve(s, context + 1)
+    meta = cache.build_meta(seqs, [context] * batch, [1] * batch)
+    tokens = torch.randint(0, model.config.vocab_size, (batch, 1), device="cuda")
+    last = torch.zeros(batch, dtype=torch.long, device="cuda")
+    ms = time_ms(lambda: model.forward(tokens, meta, cache, last), iters=20 if batch <= 8 else 10)
+
+    def release() -> None:
+        for s in seqs:
+            cache.free(s)
+
+    return ms, release
+
+
+def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, bw: float) -> dict[int, float]:
+    cfg, w = model.config, model.weights
+    out = {}
+    say(f"{'batch':>5} {'ctx':>6} {'ms/step':>8} {'tok/s':>9} {'MB/tok':>8} {'GB/s':>7} {'floor':>6}")
+    for batch in args.batches:
+        ms, release = decode_step(model, cache, batch, args.context)
+        release()
+        step_bytes = active_bytes(w, expected_distinct(cfg.num_experts, cfg.experts_per_token, batch))
+        step_bytes += batch * kv_bytes(cfg, args.context)
+        floor_ms = step_bytes / (bw * 1e9) * 1e3
+        out[batch] = batch / ms * 1e3
+        say(f"{batch:>5} {args.context:>6} {ms:>8.3f} {out[batch]:>9.1f} {step_bytes / batch / 1e6:>8.1f} "
+            f"{step_bytes / ms / 1e6:>7.0f} {floor_ms / ms:>6.0%}")  # fmt: skip
+    return out
+
+
+def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
+    """Whole-step time under other MoE GEMV launch shapes (graphs are re-captured for each)."""
+    import dataclasses
+
+    from agent.engine.gptoss.kernels import moe as moe_mod
+
+    base = moe_mod.TUNING
+    say("MoE GEMV launch shapes, whole decode step (ms/step at batch 1 / batch 8):")
+    for v in ({}, {"gemv_block_n": 32}, {"gemv_block_n": 16, "gemv_block_g": 32},
+              {"gemv_block_n": 8, "gemv_block_g": 16, "gemv_warps": 2}):  # fmt: skip
+        moe_mod.TUNING = dataclasses.replace(base, **v)
+        model._decode_graphs = None  # type: ignore[attr-defined]
+        try:
+            times = []
+            for batch in (1, 8):
+                ms, release = decode_step(model, cache, batch, args.context)
+                release()
+                times.append(ms)
+            say(f"  {str(v or 'default'):<58} {times[0]:7.3f} / {times[1]:7.3f}")
+        except Exception as exc:  # noqa: BLE001 - a shape that fails to compile is a result too
+            say(f"  {v}: failed {exc!r}"[:200])
+    moe_mod.TUNING = base
+    model._decode_graphs = None  # type: ignore[attr-defined]
+
+
+def bench_profile(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
+    """Where a batch-1 step's GPU time goes: kernels of one eager step (graph replays run the
+    same kernels back to back), grouped by name."""
+    from torch.profiler import ProfilerActivity, profile
+
+    os.environ["OSS_AGENT_CUDA_GRAPHS"] = "0"
+    try:
+        seqs = [cache.allocate()]
+        cache.reserve(seqs[0], args.context + 1)
+        meta = cache.build_meta(seqs, [args.context], [1])
+        tokens = torch.zeros(1, 1, dtype=torch.long, device="cuda")
+        last = torch.zeros(1, dtype=torch.long, device="cuda")
+        for _ in range(3):
+            model.forward(tokens, meta, cache, last)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            model.forward(tokens, meta, cache, last)
+            torch.cuda.synchronize()
+        cache.free(seqs[0])
+        events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" or e.self_device_time_total > 0]
+        total = sum(e.self_device_time_total for e in events)
+        launches = sum(e.count for e in events)
+        say(f"profile, one eager batch-1 step: {launches} kernels, {total / 1e3:.2f} ms of kernel time")
+        for e in sorted(events, key=lambda e: -e.self_device_time_total)[:14]:
+            say(f"  {e.self_device_time_total / 1e3:6.3f} ms {e.count:5d}x  {e.key[:70]}")
+    except Exception as exc:  # noqa: BLE001 - diagnostics only
+        say(f"profile failed: {exc!r}"[:200])
+    finally:
+        os.environ.pop("OSS_AGENT_CUDA_GRAPHS", None)
+
+
+def bench_contexts(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
+    say("decode at batch 1 by context length (ms/step, tok/s):")
+    for ctx in args.contexts:
+        ms, release = decode_step(model, cache, 1, ctx)
+        release()
+        say(f"  ctx {ctx:>6}: {ms:7.3f} ms  {1e3 / ms:7.1f} tok/s")
+
+
+def bench_variants(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
+    """Batch-1 step without graphs, and with the PyTorch path (kernels off), for scale."""
+    for label, env in (("kernels, no graph", {"OSS_AGENT_CUDA_GRAPHS": "0"}),
+                       ("pytorch path", {"OSS_AGENT_KERNELS": "0"})):  # fmt: skip
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            ms, release = decode_step(model, cache, 1, args.context)
+            release()
+            say(f"  batch 1, {label}: {ms:.3f} ms/step, {1e3 / ms:.1f} tok/s")
+        finally:
+            for k, v in old.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def bench_prefill(model: GptOssModel, args: argparse.Namespace) -> None:
+    cfg, n = model.config, args.prefill
+    cache = KVCache(cfg, num_blocks=n // 16 + 2, block_size=16, num_rings=1, prefill_chunk=n,
+                    device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
+    seq = cache.allocate()
+    cache.reserve(seq, n)
+    meta = cache.build_meta([seq], [0], [n])
+    tokens = torch.randint(0, cfg.vocab_size, (1, n), device="cuda")
+    last = torch.tensor([n - 1], device="cuda")
+    ms = time_ms(lambda: model.forward(tokens, meta, cache, last), iters=5, warmup=2)
+    say(f"prefill of one {n}-token prompt: {ms:.1f} ms, {n / ms * 1e3:,.0f} tok/s")
+
+
+def bench_memory_4k(model: GptOssModel) -> None:
+    """Peak GPU memory of one 4k-context sequence: prefill 4096 tokens in 256-chunks, decode."""
+    cfg = model.config
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    cache = KVCache(cfg, num_blocks=4096 // 16 + 1, block_size=16, num_rings=1, prefill_chunk=256,
+                    device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
+    seq = cache.allocate()
+    cache.reserve(seq, 4096)
+    for start in range(0, 4000, 256):
+        meta = cache.build_meta([seq], [start], [256])
+        model.forward(torch.randint(0, cfg.vocab_size, (1, 256), device="cuda"), meta, cache,
+                      torch.tensor([255], device="cuda"))  # fmt: skip
+    for pos in range(4000 + 0, 4008):
+        meta = cache.build_meta([seq], [pos], [1])
+        model.forward(torch.zeros(1, 1, dtype=torch.long, device="cuda"), meta, cache,
+                      torch.zeros(1, dtype=torch.long, device="cuda"))  # fmt: skip
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    say(f"peak GPU memory, one 4k-context sequence (weights + cache + activations): {peak:.2f} GiB")
+    del cache
+
+
+def bench_hf(cfg: ModelConfig, batches: list[int]) -> dict[int, float]:
+    """transformers' model at the same shape: bf16 experts, eager attention, greedy generate."""
+    import transformers
+
+    raw = cfg.to_hf()
+    raw.pop("quantization_config")
+    hf_cfg = transformers.GptOssConfig.from_dict(raw)
+    hf_cfg._attn_implementation = "eager"
+    torch.cuda.reset_peak_memory_stats()
+    with torch.device("cuda"):
+        model = transformers.GptOssForCausalLM._from_config(hf_cfg, dtype=torch.bfloat16).eval()
+    out = {}
+    for batch in batches:
+        ids = torch.randint(0, cfg.vocab_size, (batch, 16), device="cuda")
+
+        def gen(n: int, ids: torch.Tensor = ids) -> float:
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0,
+                           eos_token_id=None, attention_mask=torch.ones_like(ids))  # fmt: skip
+            torch.cuda.synchronize()
+            return time.perf_counter() - t
+
+        gen(2)
+        short, long = gen(4), gen(20)
+        out[batch] = batch * 16 / (long - short)
+        say(f"  transformers batch {batch:>2}: {out[batch]:7.1f} tok/s "
+            f"({(long - short) / 16 * 1e3:.1f} ms/step)")  # fmt: skip
+    say(f"  transformers peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    return out
+
+
+def run_ours(args: argparse.Namespace, bw: float) -> dict[int, float]:
+    skip = set(args.skip.split(","))
+    cfg = preset(args.preset)
+    t = time.perf_counter()
+    weights = random_weights(cfg)
+    say(f"{args.preset}: random weights built on the GPU in {time.perf_counter() - t:.1f} s, "
+        f"{weights.nbytes() / 2**30:.2f} GiB")  # fmt: skip
+    floor_b = active_bytes(weights, cfg.experts_per_token)
+    say(f"floor at batch 1: {floor_b / 1e9:.2f} GB of active weights -> {floor_b / bw / 1e6:.2f} ms, "
+        f"{bw * 1e9 / floor_b:.0f} tok/s")  # fmt: skip
+    max_ctx = max([args.context + 8, *args.contexts]) + 8
+    model = GptOssModel(weights, max_positions=max_ctx)
+    if "memory" not in skip:
+        bench_memory_4k(model)
+    if "prefill" not in skip:
+        bench_prefill(model, args)
+    positions = max(max(args.batches) * (args.context + 16), max_ctx)
+    cache = KVCache(cfg, num_blocks=positions // 16 + 64, block_size=16, num_rings=max(args.batches),
+                    prefill_chunk=1, device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
+    for pool in (cache.full_k, cache.full_v, cache.slide_k, cache.slide_v):
+        pool.normal_()  # never time attention over zeros
+    ours = bench_decode(model, cache, args, bw)
+    if "variants" not in skip:
+        bench_variants(model, cache, args)
+    if "contexts" not in skip:
+        bench_contexts(model, cache, args)
+    if "tunings" not in skip:
+        bench_tunings(model, cache, args)
+    if "profile" not in skip:
+        bench_profile(model, cache, args)
+    if 64 in ours and 1 in ours:
+        say(f"aggregate decode, batch 64 / batch 1: {ours[64] / ours[1]:.1f}x")
+    return ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--preset", default="20b")
+    parser.add_argument("--batches", default="1,8,64")
+    parser.add_argument("--context", type=int, default=512, help="positions cached per sequence")
+    parser.add_argument("--contexts", default="512,4096,16384,32768")
+    parser.add_argument("--prefill", type=int, default=2048)
+    parser.add_argument("--hf", action="store_true", help="also time transformers (batches 1, 8)")
+    parser.add_argument("--big", action="store_true", help="also time the 120b shape at batch 1")
+    parser.add_argument("--skip", default="", help="comma list of: memory,variants,contexts,tunings,profile,prefill")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",")]
+    args.contexts = [int(c) for c in args.contexts.split(",")]
+    props = torch.cuda.get_device_properties(0)
+    say(f"device: {props.name}, {props.multi_processor_count} SMs, {props.total_memory / 2**30:.0f} GiB; "
+        f"torch {torch.__version__}")  # fmt: skip
+    bw = copy_bandwidth()
+    say(f"device copy bandwidth (read + write): {bw:,.0f} GB/s")
+    cfg = preset(args.preset)
+    ours = run_ours(args, bw)
+    gc.collect()
+    torch.cuda.empty_cache()
+    if args.hf:
+        try:
+            hf = bench_hf(cfg, [b for b in (1, 8) if b in ours])
+        except Exception as exc:  # noqa: BLE001 - report and go on to the 120b run
+            say(f"transformers run failed: {exc!r}")
+            hf = {}
+        for b, tps in hf.items():
+            say(f"ours / transformers at batch {b}: {ours[b]:.1f} / {tps:.1f} = {ours[b] / tps:.1f}x")
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    if args.big:
+        big = preset("120b")
+        weights = random_weights(big)
+        floor_b = active_bytes(weights, big.experts_per_token)
+        model = GptOssModel(weights, max_positions=1024)
+        cache = KVCache(big, num_blocks=64, block_size=16, num_rings=1, prefill_chunk=1,
+                        device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
+        ms, _ = decode_step(model, cache, 1, 512)
+        say(f"120b: {weights.nbytes() / 2**30:.1f} GiB of weights, batch 1 ctx 512: {ms:.3f} ms/step, "
+            f"{1e3 / ms:.1f} tok/s, floor {floor_b / bw / 1e6:.2f} ms ({floor_b / bw / 1e6 / ms:.0%}); "
+            f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")  # fmt: skip
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(LINES) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Kernel-level sweep on the GPU: MXFP4 MoE launch shapes and decode attention, at gpt-oss-20b's
+layer shape. Reports GB/s against the bytes each call must read; weights rotate over several
+layers' worth so that L2 (50 MB) cannot serve repeats.
+
+Usage::
+
+    python benchmarks/engine_gpu_kernels.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+import triton.testing
+
+from agent.engine.gptoss.kernels import moe as moe_mod
+from agent.engine.gptoss.kernels.attention import decode_attention
+
+E, H, INTER, K = 32, 2880, 2880, 4
+LAYERS = 6
+
+
+def experts_set(gen: torch.Generator) -> list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]]:
+    out = []
+    for _ in range(LAYERS):
+        def mx(n: int, k: int) -> tuple[torch.Tensor, ...]:
+            b = torch.randint(0, 256, (E, n, k // 32, 16), dtype=torch.uint8, device="cuda", generator=gen)
+            s = (127 - 6 + torch.randint(-1, 2, (E, n, k // 32), device="cuda", generator=gen)).to(torch.uint8)
+            return b, s, 0.1 * torch.randn(E, n, device="cuda", generator=gen).to(torch.bfloat16)
+
+        out.append((mx(2 * INTER, H), mx(H, INTER)))
+    return out
+
+
+def expert_bytes() -> int:
+    return 2 * INTER * (H // 2 + H // 32 + 2) + H * (INTER // 2 + INTER // 32 + 2)
+
+
+def bench(fn, n: int) -> float:  # type: ignore[no-untyped-def]
+    state = {"i": 0}
+
+    def step() -> None:
+        fn(state["i"] % n)
+        state["i"] += 1
+
+    return float(triton.testing.do_bench(step, warmup=25, rep=150, return_mode="median"))
+
+
+def main() -> None:
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    layers = experts_set(gen)
+    base = moe_mod.MoeTuning()
+    gemv = [dict(gemv_block_n=bn, gemv_block_g=bg, gemv_warps=w)
+            for bn, bg, w in [(32, 4, 4), (16, 4, 4), (64, 4, 4), (32, 8, 4), (32, 8, 8), (64, 2, 4), (16, 8, 4)]]  # fmt: skip
+    gemm = [dict(gemm_block_n=bn, gemm_block_g=bg, gemm_warps=w, gemm_stages=s)
+            for bn, bg, w, s in [(64, 2, 4, 3), (128, 2, 4, 3), (64, 4, 4, 3), (128, 4, 8, 3), (64, 2, 4, 1)]]  # fmt: skip
+    print(f"{'T':>5} {'tuning':<60} {'us':>8} {'GB/s':>7}")  # noqa: T201
+    for t in (1, 4, 8, 16, 64, 2048):
+        x = torch.randn(t, H, device="cuda", generator=gen).to(torch.bfloat16)
+        experts = torch.stack([torch.randperm(E, device="cuda", generator=gen)[:K] for _ in range(t)]).int()
+        weights = torch.softmax(torch.randn(t, K, device="cuda", generator=gen), -1)
+        distinct = experts.unique().numel()
+        variants = gemv if t * K <= base.gemv_max_pairs else gemm
+        if t * K <= base.gemv_max_pairs and t >= 8:
+            variants = variants + [dict(gemv_max_pairs=0, gemm_block_m=16)]
+        for v in variants:
+            tuning = dataclasses.replace(base, **v)
+            ms = bench(lambda i: moe_mod.moe(x, experts, weights, *layers[i], alpha=1.702, limit=7.0, tuning=tuning), LAYERS)  # noqa: B023
+            gbs = distinct * expert_bytes() / (ms / 1e3) / 1e9
+            print(f"{t:>5} {str(v):<60} {ms * 1e3:>8.1f} {gbs:>7.0f}")  # noqa: T201
+    # dense reference: cuBLAS bf16 GEMV at the qkv shape, rotating over layers
+    ws = [torch.randn(5120, H, device="cuda", dtype=torch.bfloat16) for _ in range(LAYERS)]
+    x = torch.randn(1, H, device="cuda", dtype=torch.bfloat16)
+    ms = bench(lambda i: F.linear(x, ws[i]), LAYERS)
+    print(f"cuBLAS bf16 GEMV 5120x2880: {ms * 1e3:.1f} us, {5120 * H * 2 / (ms / 1e3) / 1e9:.0f} GB/s")  # noqa: T201
+    # decode attention over one layer's pool
+    hq, hkv, d = 64, 8, 64
+    for b, ctx in ((1, 512), (1, 4096), (1, 32768), (8, 4096), (64, 512)):
+        slots = b * ctx + 1
+        kp = torch.randn(slots, hkv, d, device="cuda", dtype=torch.bfloat16)
+        vp = torch.randn_like(kp)
+        read = (1 + torch.arange(b * ctx, device="cuda")).view(b, ctx)
+        kpos = torch.arange(ctx, device="cuda").expand(b, ctx).contiguous()
+        qpos = torch.full((b,), ctx - 1, device="cuda")
+        q = torch.randn(b, hq, d, device="cuda", dtype=torch.bfloat16)
+        sinks = torch.randn(hq, device="cuda")
+        ms = bench(lambda i: decode_attention(q, kp, vp, read, kpos, qpos, sinks, None), 1)  # noqa: B023
+        kvb = b * ctx * hkv * d * 2 * 2
+        print(f"attention b={b} ctx={ctx}: {ms * 1e3:.1f} us, {kvb / (ms / 1e3) / 1e9:.0f} GB/s of KV")  # noqa: T201
+    print(f"(sqrt check {math.sqrt(4):.0f})")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
