@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker.io bubblewrap debootstrap chromium tmux iproute2 ca-certificates)
+APT_PACKAGES=(docker.io bubblewrap debootstrap chromium chromium-headless-shell tmux iproute2 ca-certificates)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

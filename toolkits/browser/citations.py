@@ -1,23 +1,35 @@
 """Turn the model's ``【cursor†Lx-Ly】`` citations into links and quoted line ranges.
 
-gpt-oss cites what it read as ``【6†L9-L11】`` (cursor 6, lines 9 to 11). :func:`resolve_citations`
-replaces each marker whose cursor is known with `` ([domain](url)) `` as the reference does, and
-returns the cited lines so a UI can show the quote behind every link. Unknown cursors and search
-pages (which have no URL) keep their marker.
+gpt-oss cites what it read as ``【6†L9-L11】`` (cursor 6, lines 9 to 11). Each marker whose cursor
+is known becomes `` ([domain](url)) `` as the reference does, and the cited lines come back so a UI
+can show the quote behind every link. Unknown cursors and search pages (which have no URL) keep
+their marker.
+
+Two entry points, one rule:
+
+* :func:`resolve_citations` with the pages of a live session (``BrowserSession.cite``);
+* :func:`cite_run` after a run, from its browser tool calls (``RunResult.tool_calls``): each
+  reply carries its cursor and URL, and its output holds the numbered lines the model read.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from toolkits.browser.display import strip_links
 from toolkits.browser.page import PageContents, get_domain
 
+if TYPE_CHECKING:
+    from agent.events import ToolCallRecord
+
 CITATION = re.compile(r"【(?P<cursor>\d+)†(?P<content>[^†】]+)(?:†[^†】]+)?】")
 _LINES = re.compile(r"^L(?P<start>\d+)(?:-L?(?P<end>\d+))?$")
+_SHOWN_LINE = re.compile(r"^L(\d+): (.*)$", re.M)
+_MAX_QUOTE_LINES = 200  # a citation of L1-L99999 quotes the start, not the whole page
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +53,76 @@ class CitedText:
     citations: tuple[Citation, ...]
 
 
-def _quote(page: PageContents, start: int | None, end: int | None) -> str:
-    if start is None:
-        return ""
-    lines = page.lines
-    last = min(end if end is not None else start, len(lines) - 1)
-    return strip_links("\n".join(lines[start : last + 1])).strip()
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What a cursor points at: the URL a citation links to, and its lines by number."""
+
+    url: str
+    title: str
+    lines: Mapping[int, str]
+
+
+def cite_url(page: PageContents) -> str:
+    """The URL a citation of ``page`` links to: a find page cites the page it searched."""
+    if page.snippets is not None and "/find?pattern=" in page.url:
+        return unquote(page.url).split("/find?pattern=")[0]
+    return page.url
+
+
+class _PageLines(Mapping[int, str]):
+    """A page's wrapped lines as a mapping, without copying them."""
+
+    def __init__(self, page: PageContents) -> None:
+        self._lines = page.lines
+
+    def __getitem__(self, key: int) -> str:
+        if 0 <= key < len(self._lines):
+            return self._lines[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self._lines)))
+
+    def __len__(self) -> int:
+        return len(self._lines)
 
 
 def resolve_citations(text: str, pages: Sequence[PageContents]) -> CitedText:
     """Replace citation markers in ``text`` by links to the pages they cite (by cursor)."""
+    sources = {i: _Source(cite_url(p), p.title, _PageLines(p)) for i, p in enumerate(pages)}
+    return _resolve(text, sources)
+
+
+def cite_run(text: str, tool_calls: Iterable[ToolCallRecord]) -> CitedText:
+    """Resolve the citations of a run's final answer from its browser tool calls.
+
+    Quotes come from the lines each call showed the model (a citation names lines it read).
+
+    Example::
+
+        result = await agent.run("Who won? Cite your sources.")
+        cited = cite_run(result.final_answer or "", result.tool_calls)
+    """
+    sources: dict[int, _Source] = {}
+    for record in tool_calls:
+        meta = record.metadata
+        if record.call.namespace != "browser" or "cursor" not in meta:
+            continue
+        shown = {int(n): line for n, line in _SHOWN_LINE.findall(record.output)}
+        url = str(meta.get("cite_url", meta.get("url", "")))
+        sources[int(meta["cursor"])] = _Source(url, str(meta.get("title", "")), shown)
+    return _resolve(text, sources)
+
+
+def _quote(lines: Mapping[int, str], start: int | None, end: int | None) -> str:
+    if start is None:
+        return ""
+    last = min(end if end is not None else start, start + _MAX_QUOTE_LINES - 1)
+    picked = [lines[i] for i in range(start, last + 1) if i in lines]
+    return strip_links("\n".join(picked)).strip()
+
+
+def _resolve(text: str, sources: Mapping[int, _Source]) -> CitedText:
     out: list[str] = []
     citations: list[Citation] = []
     last = 0
@@ -61,21 +133,20 @@ def resolve_citations(text: str, pages: Sequence[PageContents]) -> CitedText:
         length += len(before)
         last = match.end()
         cursor = int(match.group("cursor"))
-        page = pages[cursor] if cursor < len(pages) else None
-        if page is None or not page.url:
+        source = sources.get(cursor)
+        if source is None or not source.url:
             out.append(match.group(0))
             length += len(match.group(0))
             continue
-        url = unquote(page.url).split("/find?pattern=")[0] if page.snippets else page.url
-        domain = get_domain(url)
-        replacement = f" ([{domain}]({url})) "
+        domain = get_domain(source.url)
+        replacement = f" ([{domain}]({source.url})) "
         lines = _LINES.match(match.group("content").strip())
         start = int(lines.group("start")) if lines else None
         end = int(lines.group("end")) if lines and lines.group("end") else start
         citations.append(
             Citation(
-                cursor, url, page.title, domain, start, end, _quote(page, start, end),
-                length, length + len(replacement),
+                cursor, source.url, source.title, domain, start, end,
+                _quote(source.lines, start, end), length, length + len(replacement),
             )
         )
         out.append(replacement)

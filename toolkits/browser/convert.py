@@ -1,9 +1,10 @@
-"""HTML (and PDF, plain text) to the browser's display text, in one lxml tree walk.
+"""HTML (and PDF, plain text) to the browser's display text, in one iterative tree walk.
 
 The output follows the conventions the reference gets from html2text (``# `` headings, ``  * ``
 list items, blank lines between blocks) and the trained link format ``【id†text†domain】``
 (domain omitted for same-site links), but keeps tables as ``| a | b |`` rows and code blocks
-fenced, and runs several times faster because it is a single pass with no regex rewriting of
+fenced. It is several times faster than html2text: lexbor (through selectolax) parses in C, and
+one loop with an explicit stack visits every node once, no recursion and no regex rewriting of
 the HTML source.
 """
 
@@ -11,222 +12,232 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from collections.abc import Callable
 
-import lxml.etree
-import lxml.html
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from toolkits.browser.links import Links
 from toolkits.browser.page import PageContents, get_domain
+from toolkits.browser.writer import SPECIAL, Writer, collapse
 
-_SPECIAL = str.maketrans({"【": "〖", "】": "〗", "◼": "◾", "\u200b": None})
-_WS = re.compile(r"\s+")
 _BLANKS = re.compile(r"\n(?:[ \t]*\n)+")
+_TRAILING = re.compile(r"[ \t]+\n")
 
 _DROP = frozenset(
     "script style noscript template head svg math iframe object embed canvas select "
-    "button input textarea".split()
+    "button input textarea title".split()
 )
-_BLOCK = frozenset(
-    "p div section article header footer main nav aside form fieldset figure figcaption "
-    "address details summary center dl dt dd caption body html".split()
-)
-_HEADINGS = {f"h{i}": i for i in range(1, 7)}
+_BLOCKS = {
+    tag: 2
+    for tag in "p div section article header footer main nav aside form fieldset figure address "
+    "details center dl caption body html".split()
+}
+_BLOCKS.update(dict.fromkeys(("dt", "dd", "summary", "figcaption"), 1))
+_HEADINGS = {f"h{i}": "#" * i + " " for i in range(1, 7)}
+
+#: What entering an element does: nothing to descend into (None) or the exit action to run
+#: after its children (``_NOOP`` when there is none).
+Exit = Callable[[], None]
 
 
-@dataclass
-class _Writer:
-    """Collects output, collapsing whitespace and emitting block breaks lazily."""
-
-    out: list[str] = field(default_factory=list)
-    newlines: int = 2  # newlines owed before the next text (2 at start: nothing is written)
-    space: bool = False
-    started: bool = False
-
-    def text(self, s: str) -> None:
-        s = _WS.sub(" ", s.translate(_SPECIAL))
-        if not s:
-            return
-        if s[0] == " ":
-            self.space = True
-            s = s[1:]
-        if not s:
-            return
-        self._flush()
-        if s[-1] == " ":
-            self.out.append(s[:-1])
-            self.space = True
-        else:
-            self.out.append(s)
-
-    def raw(self, s: str) -> None:
-        self._flush()
-        self.out.append(s)
-
-    def _flush(self) -> None:
-        if self.newlines:
-            if self.started:
-                self.out.append("\n" * self.newlines)
-            self.newlines = 0
-        elif self.space:
-            self.out.append(" ")
-        self.space = False
-        self.started = True
-
-    def block(self, n: int = 2) -> None:
-        self.newlines = max(self.newlines, n)
-        self.space = False
-
-
-@dataclass
-class _Links:
-    base: str
-    domain: str
-    urls: dict[str, str] = field(default_factory=dict)
-    ids: dict[str, str] = field(default_factory=dict)
-
-    def marker(self, href: str, text: str) -> str | None:
-        try:
-            link = urljoin(self.base, href)
-            domain = get_domain(link)
-        except ValueError:
-            return None
-        if not domain:
-            return None
-        link_id = self.ids.get(link)
-        if link_id is None:
-            link_id = self.ids[link] = str(len(self.urls))
-            self.urls[link_id] = link
-        if domain == self.domain:
-            return f"【{link_id}†{text}】"
-        return f"【{link_id}†{text}†{domain}】"
+def _noop() -> None:
+    return None
 
 
 class _Renderer:
+    """Walks a lexbor tree once, writing display text; one handler per kind of element."""
+
     def __init__(self, base_url: str) -> None:
-        self.w = _Writer()
-        self.links = _Links(base_url, get_domain(base_url) if base_url else "")
+        self.w = Writer()
+        self.links = Links(base_url, get_domain(base_url) if base_url else "")
         self.images = 0
         self.lists: list[list[int]] = []  # per open list: [next number] (or [-1] for bullets)
+        self.rows: list[list[str] | None] = []  # per open table: the cells of its current row
+        self.cells: list[Writer] = []  # writers replaced while a table cell is rendered
+        self._handlers: dict[str, Callable[[LexborNode, str], Exit | None]] = {
+            **dict.fromkeys(_HEADINGS, self._heading),
+            **dict.fromkeys(("ul", "ol", "menu"), self._list),
+            **dict.fromkeys(_BLOCKS, self._block),
+            **dict.fromkeys(_DROP, self._drop),
+            **dict.fromkeys(("sup", "sub"), self._script),
+            **dict.fromkeys(("td", "th"), self._cell),
+            "li": self._item, "br": self._br, "hr": self._hr, "pre": self._pre,
+            "table": self._table, "tr": self._row, "img": self._img, "code": self._code,
+            "blockquote": self._quote, "a": self._link,
+        }
 
-    def walk(self, el: lxml.html.HtmlElement) -> None:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag in _DROP or not tag:
-            pass
-        elif tag == "a" and self._link(el):
-            pass
-        else:
-            self._element(el, tag.lower())
-        if el.tail:
-            self.w.text(el.tail)
+    # --- the walk -----------------------------------------------------------------------------
 
-    def _children(self, el: lxml.html.HtmlElement) -> None:
-        if el.text:
-            self.w.text(el.text)
-        for child in el:
-            self.walk(child)
+    def run(self, root: LexborNode) -> str:
+        """Render ``root``'s children in document order with an explicit stack of open elements."""
+        stack: list[tuple[LexborNode, Exit]] = []
+        handlers = self._handlers
+        node: LexborNode | None = root.child
+        while node is not None:
+            tag = node.tag
+            exit_action: Exit | None = None
+            if tag == "-text":
+                self.w.text(node.text_content or "")  # self.w: a table cell swaps the writer
+            elif tag and tag[0] not in "-!":  # not a comment or doctype
+                handler = handlers.get(tag)
+                exit_action = _noop if handler is None else handler(node, tag)
+            if exit_action is not None:
+                child = node.child
+                if child is not None:
+                    stack.append((node, exit_action))
+                    node = child
+                    continue
+                exit_action()
+            node = node.next
+            while node is None and stack:  # leave finished elements, running their exits
+                parent, leave = stack.pop()
+                leave()
+                node = parent.next
+        return "".join(self.w.out)
 
-    def _element(self, el: lxml.html.HtmlElement, tag: str) -> None:  # noqa: C901 - a dispatch
-        w = self.w
-        if tag in _HEADINGS:
-            w.block(2)
-            w.raw("#" * _HEADINGS[tag] + " ")
-            self._children(el)
-            w.block(2)
-        elif tag in ("ul", "ol", "menu"):
-            w.block(2 if not self.lists else 1)
-            self.lists.append([1 if tag == "ol" else -1])
-            self._children(el)
+    # --- handlers: write the opening, return the exit (None: children are not walked) ------
+
+    def _drop(self, node: LexborNode, tag: str) -> Exit | None:
+        return None
+
+    def _block(self, node: LexborNode, tag: str) -> Exit | None:
+        n = _BLOCKS[tag]
+        self.w.block(n)
+        return lambda: self.w.block(n)
+
+    def _heading(self, node: LexborNode, tag: str) -> Exit | None:
+        self.w.block(2)
+        self.w.raw(_HEADINGS[tag])
+        return lambda: self.w.block(2)
+
+    def _list(self, node: LexborNode, tag: str) -> Exit | None:
+        self.w.block(2 if not self.lists else 1)
+        self.lists.append([1 if tag == "ol" else -1])
+
+        def close() -> None:
             self.lists.pop()
-            w.block(2 if not self.lists else 1)
-        elif tag == "li":
-            w.block(1)
-            depth = max(len(self.lists), 1)
-            counter = self.lists[-1] if self.lists else [-1]
-            mark = "*" if counter[0] < 0 else f"{counter[0]}."
-            if counter[0] > 0:
-                counter[0] += 1
-            w.raw("  " * depth + mark + " ")
-            self._children(el)
-            w.block(1)
-        elif tag == "br":
-            w.block(1)
-        elif tag == "hr":
-            w.block(2)
-            w.raw("* * *")
-            w.block(2)
-        elif tag == "pre":
-            self._pre(el)
-        elif tag == "table":
-            self._table(el)
-        elif tag == "img":
-            alt = (el.get("alt") or el.get("title") or "").strip()
-            w.text(f" [Image {self.images}: {alt}] " if alt else f" [Image {self.images}] ")
-            self.images += 1
-        elif tag in ("sup", "sub") and len(el) == 0 and el.text and el.text.strip().isalnum():
-            w.raw(("^{" if tag == "sup" else "_{") + el.text.strip() + "}")
-        elif tag == "code":
-            w.text(" " if el.text and el.text[:1].isspace() else "")
-            w.raw("`")
-            self._children(el)
-            w.raw("`")
-        elif tag == "blockquote":
-            w.block(2)
-            w.raw("> ")
-            self._children(el)
-            w.block(2)
-        elif tag in _BLOCK:
-            w.block(1 if tag in ("dt", "dd", "summary", "figcaption") else 2)
-            self._children(el)
-            w.block(1 if tag in ("dt", "dd", "summary", "figcaption") else 2)
-        else:  # inline: span, b, i, em, strong, label, ...
-            self._children(el)
+            self.w.block(2 if not self.lists else 1)
 
-    def _link(self, el: lxml.html.HtmlElement) -> bool:
-        """Render ``<a href>`` as a marker; False leaves it to be rendered as plain content."""
-        href = el.get("href")
-        if href is None or href.startswith(("mailto:", "javascript:")):
-            return False
-        text = _WS.sub(" ", " ".join(el.itertext()).translate(_SPECIAL)).strip()
-        if not text:
-            return False  # an image link: its image placeholder is rendered instead
-        text = text.replace("†", "‡")
-        if href.startswith("#"):
-            self.w.text(text)
-            return True
-        marker = self.links.marker(href.strip(), text)
-        if marker is None:
-            return False
-        self.w.text(" " if el.text and el.text[:1].isspace() else "")
-        self.w.raw(marker)
-        return True
+        return close
 
-    def _pre(self, el: lxml.html.HtmlElement) -> None:
-        code = "".join(el.itertext()).translate(_SPECIAL).strip("\n")
+    def _item(self, node: LexborNode, tag: str) -> Exit | None:
+        self.w.block(1)
+        counter = self.lists[-1] if self.lists else [-1]
+        mark = "*" if counter[0] < 0 else f"{counter[0]}."
+        if counter[0] > 0:
+            counter[0] += 1
+        self.w.raw("  " * max(len(self.lists), 1) + mark + " ")
+        return lambda: self.w.block(1)
+
+    def _br(self, node: LexborNode, tag: str) -> Exit | None:
+        self.w.block(1)
+        return None
+
+    def _hr(self, node: LexborNode, tag: str) -> Exit | None:
+        self.w.block(2)
+        self.w.raw("* * *")
+        self.w.block(2)
+        return None
+
+    def _quote(self, node: LexborNode, tag: str) -> Exit | None:
+        self.w.block(2)
+        self.w.raw("> ")
+        return lambda: self.w.block(2)
+
+    def _pre(self, node: LexborNode, tag: str) -> Exit | None:
+        code = node.text(deep=True).translate(SPECIAL).strip("\n")
         self.w.block(2)
         self.w.raw("```\n" + code + "\n```")
         self.w.block(2)
+        return None
 
-    def _table(self, el: lxml.html.HtmlElement) -> None:
+    def _code(self, node: LexborNode, tag: str) -> Exit | None:
+        raw = node.text(deep=True)
+        code = collapse(raw)
+        if code:
+            self.w.text(" " if raw[:1].isspace() else "")
+            self.w.raw(f"`{code}`")
+        return None
+
+    def _script(self, node: LexborNode, tag: str) -> Exit | None:
+        text = node.text(deep=True).strip()
+        if not text.isalnum() or len(text) > 12:
+            return _noop  # not a footnote mark or an exponent: plain inline text
+        self.w.raw(("^{" if tag == "sup" else "_{") + text + "}")
+        return None
+
+    def _img(self, node: LexborNode, tag: str) -> Exit | None:
+        attrs = node.attrs
+        alt = collapse(attrs.get("alt") or attrs.get("title") or "")
+        self.w.text(f" [Image {self.images}: {alt}] " if alt else f" [Image {self.images}] ")
+        self.images += 1
+        return None
+
+    def _link(self, node: LexborNode, tag: str) -> Exit | None:
+        """``<a href>`` as a marker; links without text or target render as plain content."""
+        href = node.attrs.get("href")
+        if href is None or href.startswith(("mailto:", "javascript:")):
+            return _noop
+        text = collapse(node.text(deep=True).translate(SPECIAL))
+        if not text:
+            return _noop  # an image link: its image placeholder is rendered instead
+        text = text.replace("†", "‡")
+        if href.startswith("#"):
+            self.w.text(text)
+            return None
+        marker = self.links.marker(href.strip(), text)
+        if marker is None:
+            return _noop
+        first = node.child
+        if first is not None and (first.text_content or "x")[:1].isspace():
+            self.w.text(" ")
+        self.w.raw(marker)
+        return None
+
+    # --- tables: each row on one line, ``| a | b |`` ----------------------------------------
+
+    def _table(self, node: LexborNode, tag: str) -> Exit | None:
         self.w.block(2)
-        for row in el.iter("tr"):
-            cells = []
-            for cell in row:
-                if isinstance(cell.tag, str) and cell.tag.lower() in ("td", "th"):
-                    sub = _Renderer(self.links.base)
-                    sub.links, sub.images = self.links, self.images
-                    sub._children(cell)
-                    self.images = sub.images
-                    cells.append(" ".join("".join(sub.w.out).split("\n")).strip())
+        self.rows.append(None)
+
+        def close() -> None:
+            self.rows.pop()
+            self.w.block(2)
+
+        return close
+
+    def _row(self, node: LexborNode, tag: str) -> Exit | None:
+        if not self.rows:
+            return _noop
+        self.rows[-1] = []
+
+        def close() -> None:
+            cells, self.rows[-1] = self.rows[-1], None
             if cells:
                 self.w.raw("| " + " | ".join(cells) + " |")
                 self.w.block(1)
-        self.w.block(2)
+
+        return close
+
+    def _cell(self, node: LexborNode, tag: str) -> Exit | None:
+        if not self.rows or self.rows[-1] is None:
+            return _noop
+        self.cells.append(self.w)
+        self.w = Writer()
+
+        def close() -> None:
+            text = collapse("".join(self.w.out))  # one line: a row is one line
+            self.w = self.cells.pop()
+            row = self.rows[-1]
+            if row is not None:
+                row.append(text)
+
+        return close
 
 
-def _title(root: lxml.html.HtmlElement) -> str:
-    node = root.find(".//title")
-    return _WS.sub(" ", node.text_content()).strip() if node is not None else ""
+def _title(parser: LexborHTMLParser) -> str:
+    node = parser.css_first("head > title") or parser.css_first("title")
+    return collapse(node.text(deep=True)) if node is not None else ""
 
 
 def html_to_page(html: str | bytes, url: str, title: str | None = None) -> PageContents:
@@ -235,16 +246,14 @@ def html_to_page(html: str | bytes, url: str, title: str | None = None) -> PageC
     ``title`` overrides the document's ``<title>``; without either the URL's domain is used.
     The text starts with a ``URL: ...`` line, as in the reference's display.
     """
-    try:
-        root = lxml.html.document_fromstring(html or "<html></html>")
-    except (lxml.etree.ParserError, ValueError):
-        root = lxml.html.document_fromstring("<html></html>")
+    if isinstance(html, bytes):
+        html = html.decode("utf-8", errors="replace")
+    parser = LexborHTMLParser(html or "<html></html>")
     renderer = _Renderer(url)
-    body = root.find("body")
-    renderer.walk(body if body is not None else root)
-    text = _BLANKS.sub("\n\n", "".join(renderer.w.out)).strip("\n")
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
-    final_title = title or _title(root) or (get_domain(url) if url else "")
+    root = parser.body or parser.root
+    text = renderer.run(root) if root is not None else ""
+    text = _BLANKS.sub("\n\n", _TRAILING.sub("\n", text + "\n")).strip("\n")
+    final_title = title or _title(parser) or (get_domain(url) if url else "")
     return PageContents(
         url=url, title=final_title, text=f"\nURL: {url}\n{text}", urls=renderer.links.urls
     )
@@ -266,3 +275,4 @@ def pdf_to_page(data: bytes, url: str) -> PageContents:
         raise ValueError(f"unreadable PDF: {exc}") from exc
     text = "\n\n".join(p for p in parts if p)
     return text_to_page(text, url, str(meta_title) if meta_title else None)
+

@@ -53,9 +53,19 @@ class PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        # An IP literal is checked without a resolver call; a name is resolved once here and
+        # the checked addresses are dialled in turn, so nothing re-resolves it after the check.
         addresses = await resolve_and_check(host, port, self._policy)
+        for address in addresses[:-1]:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                continue  # e.g. an IPv6 address on a host without IPv6: try the next one
         return await self._inner.connect_tcp(
-            addresses[0], port, timeout=timeout, local_address=local_address,
+            addresses[-1], port, timeout=timeout, local_address=local_address,
             socket_options=socket_options,
         )
 
@@ -97,11 +107,13 @@ class Fetched:
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        header: str = self.headers.get("content-type", "")
+        return header.split(";", 1)[0].strip().lower()
 
     @property
     def charset(self) -> str | None:
-        for part in self.headers.get("content-type", "").split(";")[1:]:
+        header: str = self.headers.get("content-type", "")
+        for part in header.split(";")[1:]:
             key, _, value = part.strip().partition("=")
             if key.lower() == "charset" and value:
                 return value.strip("\"'")

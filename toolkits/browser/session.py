@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from agent.errors import InvalidArguments, PolicyDenied, ToolError
 from toolkits.base import RunContext, ToolCall, ToolReply, ToolSession
 from toolkits.browser.backends.base import VIEW_SOURCE_PREFIX, BackendSession
-from toolkits.browser.citations import CitedText, resolve_citations
+from toolkits.browser.citations import CitedText, cite_url, resolve_citations
 from toolkits.browser.display import find_page, render_view
 from toolkits.browser.page import PageContents, maybe_truncate
 
@@ -117,7 +117,10 @@ class BrowserSession(ToolSession):
         page = self.pages[-1]
         return ToolReply(
             text=text,
-            metadata={"url": page.url, "title": page.title, "cursor": len(self.pages) - 1},
+            metadata={
+                "url": page.url, "title": page.title, "cursor": len(self.pages) - 1,
+                "cite_url": cite_url(page),
+            },
         )
 
     # --- the three methods ------------------------------------------------------------------

@@ -48,10 +48,10 @@ class BrowserToolkit(Toolkit):
     def __init__(self, config: BrowserConfig | None = None) -> None:
         self.config = config or BrowserConfig()
         self._backends: dict[str, Backend] = {}
-        self._search = self._backend(self.config.search)
-        self._open = self._backend(self.config.open)
+        self._open = self._backend(self.config.open, opens=True)
+        self._search = self._backend(self.config.search, opens=False)
 
-    def _backend(self, kind: str) -> Backend:
+    def _backend(self, kind: str, *, opens: bool) -> Backend:
         if kind in self._backends:
             return self._backends[kind]
         backend: Backend
@@ -68,7 +68,9 @@ class BrowserToolkit(Toolkit):
         elif kind == "playwright":
             from toolkits.browser.backends.chromium import PlaywrightBackend
 
-            backend = PlaywrightBackend(self.config.playwright)
+            # Chromium is launched with the toolkit only when it renders pages: searching
+            # through the configured search URL needs no browser.
+            backend = PlaywrightBackend(self.config.playwright, prelaunch=opens)
         elif kind == "recorded":
             if self.config.replay_from is None:
                 raise UserError("browser backend 'recorded' needs replay_from (a recording file)")

@@ -40,17 +40,38 @@ def numbered(lines: Sequence[str], offset: int = 0) -> str:
     return "\n".join(f"L{i + offset}: {line}" for i, line in enumerate(lines))
 
 
-def _offset_of_token(text: str, index: int) -> int | None:
-    """Character offset where token ``index`` of ``text`` starts, or None if text is shorter."""
+def _numbered_prefix(lines: Sequence[str], loc: int, size: int) -> tuple[str, bool]:
+    """The numbered lines from ``loc`` until the text is longer than ``size`` characters, and
+    whether it reached the last line. Numbering all of a long page would cost more than the
+    view itself."""
+    parts: list[str] = []
+    length = -1
+    end = loc
+    total = len(lines)
+    while end < total and length <= size:
+        part = f"L{end}: {lines[end]}"
+        parts.append(part)
+        length += len(part) + 1
+        end += 1
+    return "\n".join(parts), end == total
+
+
+def _offset_of_token(lines: Sequence[str], loc: int, index: int) -> tuple[int, str] | None:
+    """Character offset where token ``index`` of the numbered text from ``loc`` starts, with
+    that text; None when the whole text has no more than ``index`` tokens."""
     encoding = load_encoding()
     widths = _token_widths()
     size = max(4 * (index + _SAFETY_TOKENS), 4096)
     while True:
-        prefix = text[:size]
-        tokens = encoding.encode(prefix, allowed_special=set())
-        whole = size >= len(text)
+        text, reached_end = _numbered_prefix(lines, loc, size)
+        whole = reached_end and size >= len(text)
+        # Page text is never special tokens, and with disallowed_special=() the encoder skips
+        # building a set of every reserved token and a regex of them (~20 ms) on each call,
+        # and cannot raise on a page that quotes one (the reference passes the same).
+        tokens = encoding.encode(text[:size], allowed_special=set(), disallowed_special=())
         if len(tokens) > index + (0 if whole else _SAFETY_TOKENS):
-            return sum(widths[t] if t < len(widths) else 1 for t in itertools.islice(tokens, index))
+            offset = sum(widths[t] if t < len(widths) else 1 for t in itertools.islice(tokens, index))
+            return offset, text
         if whole:
             return None
         size *= 2
@@ -61,12 +82,13 @@ def end_line(lines: Sequence[str], loc: int, num_lines: int, view_tokens: int) -
     total = len(lines)
     if num_lines > 0:
         return min(loc + num_lines, total)
-    text = numbered(lines[loc:], offset=loc)
-    if len(text) <= view_tokens:  # at least one character per token: everything fits
+    head, reached_end = _numbered_prefix(lines, loc, view_tokens)
+    if reached_end and len(head) <= view_tokens:  # at least one character per token: all fits
         return total
-    cut = _offset_of_token(text, view_tokens)
-    if cut is None:
+    found = _offset_of_token(lines, loc, view_tokens)
+    if found is None:
         return total
+    cut, text = found
     shown = text[:cut].count("\n") + 1  # a line cut in the middle is shown whole
     return min(loc + shown, total)
 

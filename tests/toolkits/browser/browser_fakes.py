@@ -24,6 +24,7 @@ class FakeState:
     site: str  # base URL of the loopback site the results point at
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_first: int = 0
+    retry_after: str | None = None  # sent with the 429s as Retry-After
 
 
 PAGE_HTML = "<html><body><h1>Fetched via API</h1><p>Apples are red. See <a href='/a'>A</a>.</p></body></html>"
@@ -95,6 +96,8 @@ def _handler(state: FakeState, api: str) -> type[BaseHTTPRequestHandler]:
                 status, payload = route(state, self.command, parts.path, parse_qs(parts.query), body)
             data = json.dumps(payload).encode()
             self.send_response(status)
+            if status == 429 and state.retry_after is not None:
+                self.send_header("Retry-After", state.retry_after)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

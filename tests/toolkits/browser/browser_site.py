@@ -39,6 +39,11 @@ JS = """<html><head><title>JS page</title></head><body><div id="root">Loading...
 <script>document.getElementById('root').innerHTML =
   '<p>Built by JavaScript: the secret word is marmalade.</p>';</script></body></html>"""
 
+LATE = """<html><head><title>Late page</title></head><body><p id="out">waiting</p>
+<script>window.addEventListener('load', () => fetch('/slow?s=0.3').then(r => r.text())
+  .then(t => { document.getElementById('out').textContent = 'fetched after load: ' + t; }));
+</script></body></html>"""
+
 
 def long_page(n: int = 300) -> str:
     paras = "".join(
@@ -73,6 +78,9 @@ def minimal_pdf(text: str) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (40 ms on Linux) on every keep-alive request. Real servers don't.
+    disable_nagle_algorithm = True
     pages: dict[str, tuple[str, bytes]] = {}
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
@@ -90,62 +98,80 @@ class _Handler(BaseHTTPRequestHandler):
     def _redirect(self, location: str) -> None:
         self._send(302, "text/plain", b"moved", {"Location": location})
 
-    def do_GET(self) -> None:  # noqa: C901 - a routing table
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         path, query = parts.path, parse_qs(parts.query)
-        port = self.server.server_address[1]
+        target = self._redirect_target(path)
         if path in self.pages:
             ctype, body = self.pages[path]
             self._send(200, ctype, body)
-        elif path == "/redirect":
-            self._redirect("/a")
-        elif path.startswith("/chain/"):
-            n = int(path.rsplit("/", 1)[1])
-            self._redirect(f"/chain/{n - 1}" if n > 0 else "/a")
-        elif path == "/loop":
-            self._redirect("/loop")
-        elif path == "/to-private":
-            self._redirect(f"http://127.0.0.2:{port}/a")
-        elif path == "/to-ten":
-            self._redirect("http://10.0.0.1/secret")
-        elif path == "/to-file":
-            self._redirect("file:///etc/passwd")
-        elif path == "/slow":
-            time.sleep(float(query.get("s", ["3"])[0]))
-            self._send(200, "text/html", b"<html><body><p>finally</p></body></html>")
-        elif path == "/slowloris":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            with contextlib.suppress(OSError):
-                for _ in range(150):  # 30 s at most, one byte every 0.2 s
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                    time.sleep(0.2)
-        elif path == "/leaky":  # sub-requests to refused addresses; ?probe=PORT on 127.0.0.2
-            probe = query.get("probe", ["9"])[0]
-            body = (
-                "<html><head><title>Leaky</title><script src='/app.js'></script></head><body>"
-                f"<img src='http://127.0.0.2:{probe}/pixel.png' alt='probe'>"
-                f"<script>fetch('http://127.0.0.2:{probe}/xhr').catch(() => {{}});"
-                "fetch('http://10.0.0.1/x').catch(() => {});</script>"
-                "<p id='out'>static text</p></body></html>"
-            )
-            self._send(200, "text/html", body.encode())
-        elif path == "/app.js":
-            js = b"document.addEventListener('DOMContentLoaded', () => {" \
-                 b"document.getElementById('out').textContent += ' plus script text'; });"
-            self._send(200, "application/javascript", js)
-        elif path == "/search":
-            q = query.get("q", [""])[0]
-            results = [
-                {"url": f"http://127.0.0.1:{port}/a", "title": f"Page A for {q}", "content": "About apples."},
-                {"url": f"http://127.0.0.1:{port}/long", "title": "Long page", "content": "Many lines."},
-            ]
-            self._send(200, "application/json", json.dumps({"query": q, "results": results}).encode())
+        elif target is not None:
+            self._redirect(target)
+        elif path in _DYNAMIC:
+            getattr(self, _DYNAMIC[path])(query)
         else:
             self._send(404, "text/html", b"<html><body>not found</body></html>")
+
+    def _port(self) -> int:
+        address = self.server.server_address
+        assert isinstance(address, tuple)
+        return int(address[1])
+
+    def _redirect_target(self, path: str) -> str | None:
+        if path.startswith("/chain/"):
+            n = int(path.rsplit("/", 1)[1])
+            return f"/chain/{n - 1}" if n > 0 else "/a"
+        if path == "/to-private":
+            return f"http://127.0.0.2:{self._port()}/a"
+        return _REDIRECTS.get(path)
+
+    def _slow(self, query: dict[str, list[str]]) -> None:
+        time.sleep(float(query.get("s", ["3"])[0]))
+        self._send(200, "text/html", b"<html><body><p>finally</p></body></html>")
+
+    def _slowloris(self, query: dict[str, list[str]]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for _ in range(150):  # 30 s at most, one byte every 0.2 s
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+    def _leaky(self, query: dict[str, list[str]]) -> None:
+        """Sub-requests to refused addresses; ?probe=PORT on 127.0.0.2."""
+        probe = query.get("probe", ["9"])[0]
+        body = (
+            "<html><head><title>Leaky</title><script src='/app.js'></script></head><body>"
+            f"<img src='http://127.0.0.2:{probe}/pixel.png' alt='probe'>"
+            f"<script>fetch('http://127.0.0.2:{probe}/xhr').catch(() => {{}});"
+            "fetch('http://10.0.0.1/x').catch(() => {});</script>"
+            "<p id='out'>static text</p></body></html>"
+        )
+        self._send(200, "text/html", body.encode())
+
+    def _search(self, query: dict[str, list[str]]) -> None:
+        """A SearXNG-style JSON search answering every query with two pages of the site."""
+        q = query.get("q", [""])[0]
+        site = f"http://127.0.0.1:{self._port()}"
+        results = [
+            {"url": f"{site}/a", "title": f"Page A for {q}", "content": "About apples."},
+            {"url": f"{site}/long", "title": "Long page", "content": "Many lines."},
+        ]
+        self._send(200, "application/json", json.dumps({"query": q, "results": results}).encode())
+
+
+_REDIRECTS = {
+    "/redirect": "/a", "/loop": "/loop", "/to-ten": "http://10.0.0.1/secret",
+    "/to-file": "file:///etc/passwd",
+}
+_DYNAMIC = {"/slow": "_slow", "/slowloris": "_slowloris", "/leaky": "_leaky", "/search": "_search"}
+APP_JS = (
+    b"document.addEventListener('DOMContentLoaded', () => {"
+    b"document.getElementById('out').textContent += ' plus script text'; });"
+)
 
 
 def site_pages() -> dict[str, tuple[str, bytes]]:
@@ -157,10 +183,12 @@ def site_pages() -> dict[str, tuple[str, bytes]]:
         "/unicode": ("text/html", UNICODE.encode()),  # charset from <meta> only
         "/table": (html, TABLE.encode()),
         "/js": (html, JS.encode()),
+        "/late": (html, LATE.encode()),
+        "/app.js": ("application/javascript", APP_JS),
         "/huge": (html, b"<html><body><p>" + b"big " * 800_000 + b"</p></body></html>"),
         "/bin": ("application/octet-stream", bytes(range(256)) * 64),
         "/doc.pdf": ("application/pdf", minimal_pdf("Hello from a PDF document")),
-        "/notes.txt": ("text/plain; charset=utf-8", "plain text notes\nsecond line\n".encode()),
+        "/notes.txt": ("text/plain; charset=utf-8", b"plain text notes\nsecond line\n"),
     }
 
 

@@ -3,8 +3,10 @@ and recording a run then replaying it offline."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 from browser_fakes import API_KEY, serve_api
 from browser_helpers import call, make_ctx
@@ -52,6 +54,19 @@ async def test_youcom_retries_then_reports(site: str, tmp_path: Path) -> None:
             with pytest.raises(ToolError, match=r"^Error during search for `q2`: YouComBackend error 429"):
                 await s.call(call("search", query="q2"))
     assert len(state.requests) == 3 + 3
+
+
+async def test_youcom_honours_retry_after(site: str, tmp_path: Path) -> None:
+    with serve_api("youcom", site) as (base, state):
+        config = BrowserConfig(search="youcom", youcom=_api(base))
+        async with BrowserToolkit(config) as browser, browser.session(make_ctx(tmp_path)) as s:
+            state.fail_first, state.retry_after = 1, "0.4"
+            start = time.perf_counter()
+            assert "Search Results" in (await s.call(call("search", query="q"))).text
+            assert time.perf_counter() - start >= 0.4  # not the 0.01 s backoff
+            state.fail_first, state.retry_after = 1, "3600"  # too long: answered at once
+            with anyio.fail_after(15), pytest.raises(ToolError, match="YouComBackend error 429"):
+                await s.call(call("search", query="q2"))  # waiting an hour would trip the guard
 
 
 async def test_youcom_bad_key(site: str, tmp_path: Path) -> None:

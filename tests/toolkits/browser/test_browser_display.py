@@ -55,7 +55,9 @@ async def test_search_open_scroll_find_golden(site: str, tmp_path: Path) -> None
             f"L0: \nL1: URL: {site}/a\nL2: ## About page A\nL3: \n"
             "L4: Page A talks about apples and avocados.\nL5: \nL6: Go 【0†home】."
         )
-        assert page_a.metadata == {"url": f"{site}/a", "title": "Page A", "cursor": 1}
+        assert page_a.metadata == {
+            "url": f"{site}/a", "title": "Page A", "cursor": 1, "cite_url": f"{site}/a"
+        }
         long = await s.call(call("open", cursor=0, id=1))  # a link of an earlier page
         head = long.text.split("\n")
         assert head[0] == f"[2] Long page ({site}/long)"

@@ -13,7 +13,8 @@ import pytest
 from browser_helpers import call, make_ctx
 
 from agent.errors import PolicyDenied, ToolError
-from toolkits.browser import BrowserConfig, BrowserToolkit
+from toolkits.browser import BrowserConfig, BrowserToolkit, PlaywrightConfig
+from toolkits.browser.backends.chromium import PlaywrightBackend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chromium]
 
@@ -62,6 +63,9 @@ async def test_javascript_page_needs_the_browser(needs_chromium: None, site: str
         assert redirected.text.startswith(f"[3] Page A ({site}/a)")
         pdf = await s.call(call("open", id=site + "/doc.pdf"))
         assert "Hello from a PDF document" in pdf.text
+        # a request still in flight after load is waited for (up to settle_ms)
+        late = await s.call(call("open", id=site + "/late"))
+        assert "fetched after load: <html><body><p>finally</p></body></html>" in late.text
 
 
 async def test_every_request_passes_the_policy(needs_chromium: None, site: str, tmp_path: Path) -> None:
@@ -84,7 +88,10 @@ async def test_every_request_passes_the_policy(needs_chromium: None, site: str, 
 async def test_runs_share_one_chromium_with_separate_contexts(
     needs_chromium: None, site: str, tmp_path: Path
 ) -> None:
-    async with BrowserToolkit(_config(site)) as browser:
+    config = _config(site).model_copy(
+        update={"playwright": PlaywrightConfig(search_url=site + "/search?q={query}", max_contexts=2)}
+    )
+    async with BrowserToolkit(config) as browser:  # 4 runs, 2 contexts at a time
         seen: dict[str, str] = {}
 
         async def run(i: int) -> None:
@@ -96,4 +103,16 @@ async def test_runs_share_one_chromium_with_separate_contexts(
         async with anyio.create_task_group() as tg:
             for i in range(4):
                 tg.start_soon(run, i)
+    assert len(seen) == 4
     assert all(("Page A" in t) == (int(k[1:]) % 2 == 1) for k, t in seen.items())
+
+
+async def test_a_lost_chromium_is_relaunched(needs_chromium: None, site: str, tmp_path: Path) -> None:
+    async with BrowserToolkit(_config(site)) as browser:
+        async with browser.session(make_ctx(tmp_path, run_id="before")) as s:
+            assert "Page A talks" in (await s.call(call("open", id=site + "/a"))).text
+        backend = browser._open
+        assert isinstance(backend, PlaywrightBackend)
+        await (await backend.browser()).close()  # as if Chromium had crashed between runs
+        async with browser.session(make_ctx(tmp_path, run_id="after")) as s:
+            assert "Page A talks" in (await s.call(call("open", id=site + "/a"))).text

@@ -34,8 +34,8 @@ class BackendError(ToolError):
     """A backend could not answer (API error, unsupported content, no result)."""
 
 
-class BackendSession(abc.ABC):
-    """One run's access to a backend."""
+class BackendSession:
+    """One run's access to a backend; a backend overrides what it supports (search, fetch)."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -51,7 +51,7 @@ class BackendSession(abc.ABC):
     async def fetch(self, url: str) -> PageContents:
         raise BackendError("this browser backend cannot open pages")
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release the run's resources; safe to call twice."""
 
 

@@ -22,7 +22,12 @@ from toolkits.browser.backends.base import (
     BackendSession,
     results_page,
 )
-from toolkits.browser.backends.retry import RETRY_STATUSES, RetryableError, with_retries
+from toolkits.browser.backends.retry import (
+    RETRY_STATUSES,
+    RetryableError,
+    retry_after,
+    with_retries,
+)
 from toolkits.browser.config import ApiConfig
 from toolkits.browser.convert import html_to_page
 from toolkits.browser.page import PageContents, maybe_truncate
@@ -58,7 +63,10 @@ class YouComBackend(Backend):
             except httpx.TransportError as exc:
                 raise RetryableError(f"You.com request failed: {exc!r}") from exc
             if resp.status_code in RETRY_STATUSES:
-                raise RetryableError(f"YouComBackend error {resp.status_code}: {resp.text[:500]}")
+                raise RetryableError(
+                    f"YouComBackend error {resp.status_code}: {resp.text[:500]}",
+                    retry_after=retry_after(resp.headers),
+                )
             if resp.status_code != 200:
                 raise BackendError(f"YouComBackend error {resp.status_code}: {resp.text[:500]}")
             return resp.json()
