@@ -11,6 +11,7 @@ and toolkit sessions, so runs may go concurrently on one Agent.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import inspect
 import tempfile
@@ -28,14 +29,24 @@ import structlog
 
 from agent.engine.base import Engine, SamplingParams
 from agent.errors import UserError
-from agent.events import Event, RunFinished, RunResult, StopReason, TextDelta, TurnFinished
+from agent.events import (
+    Event,
+    FormatError,
+    MessageDone,
+    PolicyChecked,
+    RunFinished,
+    RunResult,
+    StopReason,
+    ToolFinished,
+    ToolStarted,
+)
 from agent.harmony.codec import HarmonyCodec, SystemSettings
 from agent.harmony.transcript import Transcript
 from agent.loop import run_loop
 from agent.state import Emit, Route, RunDeps, RunLimits, RunState
 from policies.config import Policy
 from policies.run import Approver, RunPolicy
-from toolkits.base import RunContext, Toolkit, ToolNamespace, ToolSession
+from toolkits.base import RunContext, ToolCall, Toolkit, ToolNamespace, ToolSession
 from toolkits.functions import FunctionToolkit
 
 log = structlog.get_logger(__name__)
@@ -94,9 +105,25 @@ def _redacting(emit: Emit, policy: RunPolicy) -> Emit:
     sees them. Token deltas stream as they come (a secret can span deltas; the complete
     message follows in MessageDone, redacted)."""
 
+    redact = policy.redactor.redact
+
+    def call(c: ToolCall) -> ToolCall:
+        return dataclasses.replace(c, arguments=redact(c.arguments))
+
     async def send(event: Event) -> None:
-        if not isinstance(event, TextDelta | TurnFinished | RunFinished):
-            event = policy.redactor.redact_value(event)
+        # Only the fields that carry model or tool text (a generic walk cost ~0.5 ms a run).
+        match event:
+            case ToolStarted():
+                event = ToolStarted(call(event.call))
+            case ToolFinished():  # the output was redacted before the model saw it
+                event = ToolFinished(dataclasses.replace(event.record, call=call(event.record.call)))
+            case PolicyChecked():
+                event = PolicyChecked(call(event.call), event.decision)
+            case MessageDone():
+                event = MessageDone(dataclasses.replace(event.message,
+                                                        text=redact(event.message.text)))
+            case FormatError():
+                event = FormatError(redact(event.reason), redact(event.raw_text))
         await emit(event)
 
     return send
