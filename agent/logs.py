@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TextIO, cast
 
 import structlog
-
-Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
+from structlog.typing import Processor
 
 
 class _Stderr:
@@ -42,6 +41,6 @@ def configure_logging(*, json: bool = False, level: str = "warning",
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )

@@ -23,12 +23,12 @@ class RunLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_turns: int = Field(50, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)  # the whole run
-    max_tokens_per_turn: int = Field(4096, ge=1)
-    deadline_s: float | None = Field(None, gt=0)
-    max_consecutive_errors: int = Field(5, ge=1)
-    max_tool_output_chars: int = Field(30_000, ge=100)
+    max_turns: int = Field(default=50, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)  # the whole run
+    max_tokens_per_turn: int = Field(default=4096, ge=1)
+    deadline_s: float | None = Field(default=None, gt=0)
+    max_consecutive_errors: int = Field(default=5, ge=1)
+    max_tool_output_chars: int = Field(default=30_000, ge=100)
 
 
 @dataclass(slots=True)

@@ -29,7 +29,15 @@ import anyio.to_thread
 import pydantic
 
 from agent.errors import InvalidArguments, ToolError, ToolTimeout, UserError
-from toolkits.base import RunContext, ToolCall, Toolkit, ToolNamespace, ToolReply, ToolSession, ToolSpec
+from toolkits.base import (
+    RunContext,
+    ToolCall,
+    Toolkit,
+    ToolNamespace,
+    ToolReply,
+    ToolSession,
+    ToolSpec,
+)
 
 _ARG_LINE = re.compile(r"^\s*(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
 _SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Returns|Raises|Yields|Examples?):\s*$")

@@ -96,7 +96,32 @@ def parse_header(text: str) -> Header:
     """Parse a header such as ``<|channel|>commentary to=functions.x <|constrain|>json``.
 
     The recipient may stand before or after the channel; both give the same header.
+
+    Raises:
+        ValueError: what is wrong with the header, in words the model can act on.
     """
+    before, after = _split_channel(text)
+    after, constrain_sep, constraint = after.partition("<|constrain|>")
+    words = _WORD.findall(after)
+    if not words:
+        raise ValueError("the channel name after <|channel|> is missing")
+    channel, rest = words[0], words[1:]
+    if channel not in VALID_CHANNELS:
+        raise ValueError(
+            f"unknown channel {channel!r}: valid channels are {', '.join(VALID_CHANNELS)}"
+        )
+    if any(not w.startswith("to=") for w in _WORD.findall(before)):
+        raise ValueError(f"unexpected text {before.strip()!r} before <|channel|> in the header")
+    recipients = [w[3:] for w in [*_WORD.findall(before), *rest] if w.startswith("to=")]
+    if len(recipients) > 1 or (recipients and not recipients[0]):
+        raise ValueError(f"the header names {len(recipients)} recipients; a message has at most one")
+    others = [w for w in rest if not w.startswith("to=")]
+    content_type = _content_type(others, constraint if constrain_sep else None)
+    return Header(channel, recipients[0] if recipients else None, content_type)
+
+
+def _split_channel(text: str) -> tuple[str, str]:
+    """The header's text before and after its one ``<|channel|>``."""
     if not text.strip():
         raise ValueError("the message header is empty: it needs <|channel|> and a channel name")
     if "<|channel|>" not in text:
@@ -107,34 +132,23 @@ def parse_header(text: str) -> Header:
     before, _, after = text.partition("<|channel|>")
     if "<|channel|>" in after:
         raise ValueError(f"the message header {text!r} has <|channel|> twice")
-    after, constrain_sep, constraint = after.partition("<|constrain|>")
-    words = _WORD.findall(after)
-    if not words:
-        raise ValueError("the channel name after <|channel|> is missing")
-    channel, rest = words[0], words[1:]
-    if channel not in VALID_CHANNELS:
-        raise ValueError(
-            f"unknown channel {channel!r}: valid channels are {', '.join(VALID_CHANNELS)}"
-        )
-    recipients = [w[3:] for w in [*_WORD.findall(before), *rest] if w.startswith("to=")]
-    others = [w for w in rest if not w.startswith("to=")]
-    if any(w for w in _WORD.findall(before) if not w.startswith("to=")):
-        raise ValueError(f"unexpected text {before.strip()!r} before <|channel|> in the header")
-    if len(recipients) > 1 or (recipients and not recipients[0]):
-        raise ValueError(f"the header names {len(recipients)} recipients; a message has at most one")
-    content_type: str | None = None
-    if constrain_sep:
+    return before, after
+
+
+def _content_type(others: list[str], constraint: str | None) -> str | None:
+    """``<|constrain|>json`` or a bare word such as ``code``; anything more is garbled."""
+    if constraint is not None:
         c_words = _WORD.findall(constraint)
         if len(c_words) != 1:
-            raise ValueError(f"<|constrain|> must be followed by one word (e.g. json), got {constraint!r}")
-        content_type = "<|constrain|>" + c_words[0]
+            raise ValueError(
+                f"<|constrain|> must be followed by one word (e.g. json), got {constraint!r}"
+            )
         if others:
             raise ValueError(f"unexpected text {' '.join(others)!r} in the header")
-    elif others:
-        if len(others) > 1:
-            raise ValueError(f"unexpected text {' '.join(others)!r} in the header")
-        content_type = others[0]
-    return Header(channel, recipients[0] if recipients else None, content_type)
+        return "<|constrain|>" + c_words[0]
+    if len(others) > 1:
+        raise ValueError(f"unexpected text {' '.join(others)!r} in the header")
+    return others[0] if others else None
 
 
 class CompletionParser:
