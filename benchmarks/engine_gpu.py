@@ -155,6 +155,19 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
     return out
 
 
+# {"gemv2": False} is the previous GEMV and router (torch.topk) side by side with the new one.
+TUNING_VARIANTS: list[dict[str, object]] = [
+    {}, {"gemv2": False},
+    {"gemv2_block_n2": 32},
+    {"gemv2_block_n1": 128, "gemv2_block_n2": 128, "gemv2_warps": 8},
+    {"gemv2_block_n1": 128, "gemv2_block_n2": 128, "gemv2_block_g": 4},
+    {"gemv2_block_n1": 128, "gemv2_block_n2": 128},
+    {"gemv2_block_n1": 128, "gemv2_block_n2": 64},
+    {"gemv2_block_g": 16, "gemv2_warps": 8},
+    {"gemv2_block_g": 32, "gemv2_block_n1": 32, "gemv2_block_n2": 32, "gemv2_warps": 8},
+]
+
+
 def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
     """Whole-step time under other MoE GEMV launch shapes (graphs are re-captured for each)."""
     import dataclasses
@@ -163,8 +176,7 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
 
     base = moe_mod.TUNING
     say("MoE GEMV launch shapes, whole decode step (ms/step at batch 1 / batch 8):")
-    for v in ({}, {"gemv_block_n": 32}, {"gemv_block_n": 16, "gemv_block_g": 32},
-              {"gemv_block_n": 8, "gemv_block_g": 16, "gemv_warps": 2}):  # fmt: skip
+    for v in TUNING_VARIANTS:
         moe_mod.TUNING = dataclasses.replace(base, **v)
         model._decode_graphs = None  # type: ignore[attr-defined]
         try:
@@ -379,10 +391,20 @@ def main() -> None:
         model = GptOssModel(weights, max_positions=1024)
         cache = KVCache(big, num_blocks=64, block_size=16, num_rings=1, prefill_chunk=1,
                         device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
-        ms, _ = decode_step(model, cache, 1, 512)
-        say(f"120b: {weights.nbytes() / 2**30:.1f} GiB of weights, batch 1 ctx 512: {ms:.3f} ms/step, "
-            f"{1e3 / ms:.1f} tok/s, floor {floor_b / bw / 1e6:.2f} ms ({floor_b / bw / 1e6 / ms:.0%}); "
-            f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")  # fmt: skip
+        import dataclasses
+
+        from agent.engine.gptoss.kernels import moe as moe_mod
+
+        base = moe_mod.TUNING
+        for label, v in (("", {}), (" (previous GEMV: gemv2=False)", {"gemv2": False})):
+            moe_mod.TUNING = dataclasses.replace(base, **v)
+            model._decode_graphs = None  # type: ignore[attr-defined]
+            ms, release = decode_step(model, cache, 1, 512)
+            release()
+            say(f"120b{label}: {weights.nbytes() / 2**30:.1f} GiB of weights, batch 1 ctx 512: {ms:.3f} ms/step, "
+                f"{1e3 / ms:.1f} tok/s, floor {floor_b / bw / 1e6:.2f} ms ({floor_b / bw / 1e6 / ms:.0%}); "
+                f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")  # fmt: skip
+        moe_mod.TUNING = base
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(LINES) + "\n")

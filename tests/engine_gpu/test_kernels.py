@@ -106,3 +106,19 @@ def test_decode_attention_matches_float64(lengths: list[int], window: int | None
             assert got[i].abs().max() == 0
         else:
             assert rel_err(got[i], ref[i]) < 2e-2
+
+
+@pytest.mark.parametrize(("tokens", "num_experts", "k"), [(1, 32, 4), (8, 128, 4), (3, 8, 2)])
+def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: int) -> None:
+    from agent.engine.gptoss.kernels.moe_gemv import X_SCALE, route
+
+    gen = torch.Generator().manual_seed(tokens + num_experts)
+    logits = torch.randn(tokens, num_experts, generator=gen).to(torch.bfloat16).cuda()
+    x = torch.randn(tokens, 2880, generator=gen).to(torch.bfloat16).cuda()
+    experts, weights, xn = route(logits, x, k)
+    top_logits, _ = torch.topk(logits, k, dim=-1)
+    # Compare chosen logits, not ids: bf16 logits can tie, and any of the tied experts is right.
+    assert torch.equal(logits.gather(1, experts.long()), top_logits)
+    assert torch.allclose(weights, torch.softmax(top_logits.float(), -1), atol=1e-6)
+    natural = (xn / X_SCALE).view(tokens, 90, 8, 4).transpose(2, 3).reshape(tokens, 2880)
+    assert torch.equal(natural, x.float())

@@ -66,6 +66,16 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
     return (xf * scale).to(x.dtype)
 
 
+def add_rms_norm(
+    x: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The residual add and the next sublayer's norm: ``(x + delta, rms_norm(x + delta))``."""
+    if kernels.available(x):  # [kernels hook] one launch; delta may be [T, k, H] MoE partials
+        return kernels.add_rms_norm(x, delta, scale, eps)
+    x = x + delta
+    return x, rms_norm(x, scale, eps)
+
+
 def swiglu(x: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
     """``x [..., 2I]`` with gate at even and linear at odd columns -> ``[..., I]``."""
     gate, linear = x[..., ::2], x[..., 1::2]
@@ -104,18 +114,22 @@ class GptOssModel:
         x = w.embedding[tokens]  # [B, S, H]
         rope = self.rope[meta.positions.clamp_min(0)].to(x.dtype)  # [B, S, 2, D/2]
         cos, sin = rope[:, :, None, 0], rope[:, :, None, 1]  # [B, S, 1, D/2]
-        for i, layer in enumerate(w.layers):
+        eps, layers = cfg.rms_norm_eps, w.layers
+        # Each residual add is fused with the norm after it (the next layer's, or the final one:
+        # normalising every row and then picking rows equals picking and then normalising).
+        h = rms_norm(x, layers[0].attn_norm if layers else w.norm, eps)
+        for i, layer in enumerate(layers):
             kind, k_pool, v_pool = cache.layer_pools(i)
             tmeta = meta.full if kind == "full" else meta.sliding
             window = cfg.sliding_window if kind == "sliding" else None
-            h = rms_norm(x, layer.attn_norm, cfg.rms_norm_eps)
-            x = x + self._attention(h, layer, cos, sin, meta.positions, tmeta, k_pool, v_pool, window)
-            h = rms_norm(x, layer.mlp_norm, cfg.rms_norm_eps)
-            x = x + self._moe(h.flatten(0, 1), layer).view_as(x)
+            attn = self._attention(h, layer, cos, sin, meta.positions, tmeta, k_pool, v_pool, window)
+            x, h = add_rms_norm(x, attn, layer.mlp_norm, eps)
+            out = self._moe(h.flatten(0, 1), layer, partials=True)
+            next_norm = layers[i + 1].attn_norm if i + 1 < len(layers) else w.norm
+            x, h = add_rms_norm(x, out if out.dim() == 3 else out.view_as(x), next_norm, eps)
         if logit_index is not None:
-            x = x[torch.arange(x.shape[0], device=x.device), logit_index]  # [B, H]
-        x = rms_norm(x, w.norm, cfg.rms_norm_eps)
-        return (x @ w.unembedding.T).float()
+            h = h[torch.arange(h.shape[0], device=h.device), logit_index]  # [B, H]
+        return (h @ w.unembedding.T).float()
 
     def _attention(
         self,
@@ -162,11 +176,12 @@ class GptOssModel:
         out = torch.einsum("bgqsl,blgd->bsgqd", probs.to(x.dtype), values)
         return F.linear(out.reshape(b, s, hq * d), layer.out_weight, layer.out_bias)
 
-    def _moe(self, x: torch.Tensor, layer: LayerWeights) -> torch.Tensor:
-        """``x [T, H]`` -> ``[T, H]``: each token through its top-k experts."""
+    def _moe(self, x: torch.Tensor, layer: LayerWeights, *, partials: bool = False) -> torch.Tensor:
+        """``x [T, H]`` -> ``[T, H]``: each token through its top-k experts (``partials``: the
+        kernels may return ``[T, k, H]`` float32 per-expert terms for :func:`add_rms_norm`)."""
         cfg = self.config
         if kernels.available(x):  # [kernels hook] packed MXFP4 experts, Triton
-            return kernels.moe_layer(x, layer, cfg)
+            return kernels.moe_layer(x, layer, cfg, partials=partials)
         logits = F.linear(x, layer.gate_weight, layer.gate_bias)  # [T, E]
         top_logits, top_experts = torch.topk(logits, cfg.experts_per_token, dim=-1)  # [T, k]
         top_weights = torch.softmax(top_logits.float(), dim=-1).to(x.dtype)

@@ -72,6 +72,14 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
     return run(x, scale, eps)
 
 
+def add_rms_norm(
+    x: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from .fused import add_rms_norm as run
+
+    return run(x, delta, scale, eps)
+
+
 def rope_ok(x: torch.Tensor, cos: torch.Tensor) -> bool:
     from .fused import rope_ok as ok
 
@@ -89,11 +97,25 @@ def attention_ok(head_dim: int) -> bool:
     return head_dim >= 16 and head_dim & (head_dim - 1) == 0
 
 
-def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig) -> torch.Tensor:
-    """``x [T, H]`` through the router and its top-k MXFP4 experts: ``[T, H]``."""
-    from .moe import moe, route
+def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partials: bool = False) -> torch.Tensor:
+    """``x [T, H]`` through the router and its top-k MXFP4 experts: ``[T, H]`` in ``x``'s dtype;
+    with ``partials``, possibly ``[T, k, H]`` float32 weighted per-expert outputs instead (for
+    :func:`add_rms_norm`, which sums them: two launches fewer)."""
+    from .moe import TUNING, gemv2, gemv2_ok, moe, route
 
-    experts, weights = route(x, layer.gate_weight, layer.gate_bias, cfg.experts_per_token)
+    k = cfg.experts_per_token
+    if TUNING.gemv2 and x.shape[0] * k <= TUNING.gemv_max_pairs and gemv2_ok(x.shape[1], cfg.intermediate_size):
+        from . import moe_gemv  # one router kernel: top-k, softmax, activations in nibble order
+
+        logits = torch.nn.functional.linear(x, layer.gate_weight, layer.gate_bias)
+        experts, weights, xn = moe_gemv.route(logits, x, k)
+        return gemv2(
+            xn, experts, weights,
+            (layer.mlp1_blocks, layer.mlp1_scales, layer.mlp1_bias),
+            (layer.mlp2_blocks, layer.mlp2_scales, layer.mlp2_bias),
+            dtype=x.dtype, alpha=cfg.swiglu_alpha, limit=cfg.swiglu_limit, partials=partials,
+        )  # fmt: skip
+    experts, weights = route(x, layer.gate_weight, layer.gate_bias, k)
     return moe(
         x,
         experts,
@@ -121,6 +143,6 @@ def attention_decode(
 
 
 __all__ = [
-    "attention_decode", "attention_ok", "available", "enabled", "graphed_decode", "graphs_ok",
+    "add_rms_norm", "attention_decode", "attention_ok", "available", "enabled", "graphed_decode", "graphs_ok",
     "moe_layer", "rms_norm", "rope", "rope_ok",
 ]  # fmt: skip

@@ -33,6 +33,47 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 @triton.jit
+def _add_rms_norm(
+    x_ptr, d_ptr, scale_ptr, x_out_ptr, h_out_ptr, n, eps,
+    D_ROWS: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    ok = cols < n
+    d = tl.zeros([BLOCK], dtype=tl.float32)
+    for i in tl.static_range(D_ROWS):  # per-expert partials of one token, summed like .sum(1)
+        d += tl.load(d_ptr + (row * D_ROWS + i) * n + cols, mask=ok, other=0.0).to(tl.float32)
+    # Round where the PyTorch path rounds: the delta to x's dtype, then the sum.
+    d = d.to(x_out_ptr.dtype.element_ty).to(tl.float32)
+    x = tl.load(x_ptr + row * n + cols, mask=ok, other=0.0).to(tl.float32)
+    x = (x + d).to(x_out_ptr.dtype.element_ty)
+    tl.store(x_out_ptr + row * n + cols, x, mask=ok)
+    xf = x.to(tl.float32)
+    inv = tl.rsqrt(tl.sum(xf * xf, axis=0) / n + eps)
+    scale = tl.load(scale_ptr + cols, mask=ok, other=0.0).to(tl.float32)
+    tl.store(h_out_ptr + row * n + cols, (xf * inv * scale).to(h_out_ptr.dtype.element_ty), mask=ok)
+
+
+def add_rms_norm(
+    x: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x + delta`` and its RMSNorm in one launch (``x [..., H]``). ``delta`` is ``x``-shaped,
+    or ``[T, R, H]`` float32 partials (T = rows of ``x``) summed over R first."""
+    flat = x.reshape(-1, x.shape[-1]).contiguous()
+    t, n = flat.shape
+    d = delta.contiguous()
+    d_rows = d.numel() // (t * n)
+    x_out = torch.empty_like(flat)
+    h_out = torch.empty_like(flat)
+    block = triton.next_power_of_2(n)
+    _add_rms_norm[(t,)](
+        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block,
+        num_warps=8 if block >= 2048 else 4,
+    )  # fmt: skip
+    return x_out.view(x.shape), h_out.view(x.shape)
+
+
+@triton.jit
 def _rope(
     x_ptr, xs_b, xs_s, xs_h,  # x [B, S, H, D], last dim contiguous
     c_ptr, s_ptr, cs_b, cs_s,  # cos / sin [B, S, ., D/2], last dim contiguous

@@ -28,6 +28,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import moe_gemv
+
 LOG2E = 1.4426950408889634
 
 
@@ -175,6 +177,15 @@ class MoeTuning:
     """Launch shapes; the benchmark may swap in others (module-level ``TUNING``)."""
 
     gemv_max_pairs: int = 64  # up to this many (token, expert) pairs: one GEMV per pair
+    # moe_gemv (v2, nibble-order activations, bit-built floats); False = the first GEMV below.
+    gemv2: bool = True
+    # H100 whole-step sweeps, 20b batch 1 / 8 (ms, benchmarks/results_engine_gpu.txt run 5):
+    # 64/64 3.60 / 9.31; 64/32 3.69 / 11.58; 128/128 3.40 / 7.84 (250 registers; not yet through
+    # the GPU tests, hence not the default); 128/64 3.59 / 8.34; 128/128 with 8 warps 3.90 / 9.83.
+    gemv2_block_n1: int = 64  # mlp1 rows per program
+    gemv2_block_n2: int = 64  # mlp2 rows per program
+    gemv2_block_g: int = 8  # 32-value groups per loop step (4 int32 words each)
+    gemv2_warps: int = 4
     # Whole-step H100 sweeps at 20b, batch 1: 4.02 ms (16, 16) vs 4.27 ms (32, 8); but 120b and
     # batch 8 measured 5-9% better with (32, 8) in the run before: retune per model when it matters.
     gemv_block_n: int = 16
@@ -209,6 +220,32 @@ def route(
     logits = torch.nn.functional.linear(x, weight, bias)
     top_logits, top_experts = torch.topk(logits, k, dim=-1)
     return top_experts.to(torch.int32), torch.softmax(top_logits.float(), dim=-1)
+
+
+def gemv2_ok(hidden: int, inter: int) -> bool:
+    return hidden % 32 == 0 and inter % 32 == 0
+
+
+def gemv2(
+    xn: torch.Tensor,
+    experts: torch.Tensor,
+    weights: torch.Tensor,
+    mlp1: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    mlp2: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    dtype: torch.dtype,
+    alpha: float,
+    limit: float,
+    tuning: MoeTuning | None = None,
+    partials: bool = False,
+) -> torch.Tensor:
+    """:func:`moe_gemv.moe_gemv` with this module's launch shapes; ``xn`` from ``moe_gemv.route``."""
+    tn = tuning or TUNING
+    return moe_gemv.moe_gemv(
+        xn, experts, weights, mlp1, mlp2, dtype=dtype, alpha=alpha, limit=limit,
+        block_n1=tn.gemv2_block_n1, block_n2=tn.gemv2_block_n2, block_g=tn.gemv2_block_g,
+        warps=tn.gemv2_warps, partials=partials,
+    )  # fmt: skip
 
 
 def _tiles(experts: torch.Tensor, num_experts: int, block_m: int) -> tuple[torch.Tensor, ...]:
@@ -260,6 +297,9 @@ def moe(
     route_w = weights.reshape(-1).contiguous()
     hidden = torch.empty(p, inter, device=x.device, dtype=x.dtype)
     y = torch.empty(p, h, device=x.device, dtype=torch.float32)
+    if p <= tn.gemv_max_pairs and tn.gemv2 and gemv2_ok(h, inter):
+        xn = (x.float() * moe_gemv.X_SCALE).view(t, h // 32, 4, 8).transpose(2, 3).reshape(t, h)
+        return gemv2(xn, experts, weights, mlp1, mlp2, dtype=x.dtype, alpha=alpha, limit=limit, tuning=tn)
     if p <= tn.gemv_max_pairs:
         bn, bg, nw = tn.gemv_block_n, tn.gemv_block_g, tn.gemv_warps
         _moe_gemv[(p, triton.cdiv(n1, bn))](

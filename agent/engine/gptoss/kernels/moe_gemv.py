@@ -1,0 +1,208 @@
+"""Decode-side MoE kernels (few tokens per expert): router top-k and an MXFP4 GEMV built for
+bandwidth.
+
+``_route``: one program per token takes the router logits, picks the top-k experts (k rounds of
+max / first-index-of-max), softmaxes the chosen logits and writes the token's activations in the
+*nibble order* the GEMV reads (below). One launch instead of topk (2 kernels), softmax and casts.
+
+``_gemv``: one program per (token, expert) pair and ``BLOCK_N`` weight rows. Why it is faster
+than the first version (``moe._moe_gemv``), each point a cost that version paid per weight byte:
+
+- weights are read as int32 words (4 per 32-value group: one 16-byte load per row and group);
+- an e2m1 nibble becomes a float32 *bit pattern* with two shifts and one and/or: magnitude bits
+  ``e e m`` go to bits 22..24 and the sign to bit 31. That is the value times ``2 ** -126``
+  (code ``0 0 1`` lands on the float32 subnormal ``2 ** -127``, which an fma without flush-to-zero
+  keeps exactly): no fp16 -> fp32 conversion and no table. The activations arrive as float32
+  times ``2 ** 100`` (written so by ``_route`` and by mlp1) so products stay normal floats; ``2 ** 26``
+  is folded into the block scale, built as float32 bits with exponent field ``scale + 26``
+  (bytes above 228 would overflow; checkpoints sit near 127);
+- activations come in nibble order (``[G, 8 nibbles, 4 words]``: the 4 values a thread needs for
+  one nibble position are contiguous), so one 8-byte load serves a row's 4 words, and each thread
+  holds several rows so that load is shared;
+- partial sums stay per (row, group) in registers; the cross-thread reduction happens once at
+  the end, not once per loop step.
+
+mlp1 fuses bias + clamped SwiGLU and stores the hidden vector in nibble order for mlp2; mlp2
+fuses bias and the routing weight.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+X_SCALE = 2.0**100  # activations times this; the block scale carries 2 ** 26 (see above)
+_TL = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}
+
+
+@triton.jit
+def _nibble_order(i):
+    """Natural index ``i`` within a row -> its position in nibble order."""
+    r = i % 32
+    return (i - r) + (r % 8) * 4 + r // 8
+
+
+@triton.jit
+def _route(
+    logits_ptr, x_ptr, experts_ptr, weights_ptr, xn_ptr,
+    E, H,
+    K: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr,
+):  # fmt: skip
+    t = tl.program_id(0).to(tl.int64)
+    e = tl.arange(0, BLOCK_E)
+    lg = tl.load(logits_ptr + t * E + e, mask=e < E, other=float("-inf")).to(tl.float32)
+    kk = tl.arange(0, BLOCK_K)
+    top_v = tl.full([BLOCK_K], float("-inf"), tl.float32)
+    top_i = tl.zeros([BLOCK_K], tl.int32)
+    for i in tl.static_range(K):
+        m = tl.max(lg, axis=0)
+        idx = tl.min(tl.where(lg == m, e, BLOCK_E), axis=0)
+        top_v = tl.where(kk == i, m, top_v)
+        top_i = tl.where(kk == i, idx, top_i)
+        lg = tl.where(e == idx, float("-inf"), lg)
+    p = tl.exp(top_v - tl.max(top_v, axis=0))
+    p = p / tl.sum(p, axis=0)
+    tl.store(experts_ptr + t * K + kk, top_i, mask=kk < K)
+    tl.store(weights_ptr + t * K + kk, p, mask=kk < K)
+    h = tl.arange(0, BLOCK_H)
+    x = tl.load(x_ptr + t * H + h, mask=h < H).to(tl.float32) * 1.2676506002282294e30  # X_SCALE
+    tl.store(xn_ptr + t * H + _nibble_order(h), x, mask=h < H)
+
+
+@triton.jit
+def _gemv(
+    x_ptr, x_stride,  # float32 activations [R, K] times X_SCALE, in nibble order
+    words_ptr, scales_ptr, bias_ptr,  # [E, N, G, 4] int32, [E, N, G] u8, [E, N]
+    experts_ptr, route_ptr,  # [P] expert per pair, [P] routing weight per pair
+    out_ptr, out_stride,  # [P, N / 2] in nibble order (SWIGLU) or [P, N]
+    N, G, alpha, limit,  # G = K // 32
+    X_DIV: tl.constexpr,  # input row = pair // X_DIV (top-k for mlp1, 1 for mlp2)
+    SWIGLU: tl.constexpr,
+    HIDDEN_DTYPE: tl.constexpr,  # the hidden vector is rounded to the activation dtype
+    BLOCK_N: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+):  # fmt: skip
+    pair = tl.program_id(0)
+    nb = tl.program_id(1)
+    e = tl.load(experts_ptr + pair).to(tl.int64)
+    row = pair // X_DIV
+    rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = rows < N
+    # Words along one row are contiguous: a [BLOCK_N, 4 * BLOCK_G] tile puts consecutive threads
+    # on consecutive 16-byte chunks of a row (coalesced) and repeats rows within a thread, so a
+    # thread's activation loads serve several rows.
+    WORDS: tl.constexpr = 4 * BLOCK_G
+    j = tl.arange(0, WORDS)
+    w_e = words_ptr + e * N * G * 4
+    s_e = scales_ptr + e * N * G
+    row_w = rows * (G * 4)  # [BLOCK_N] first word of each row within the expert (int32 is enough)
+    x_row = x_ptr + row.to(tl.int64) * x_stride
+    x_j = (j // 4) * 32 + j % 4  # word j's nibble-0 activation, in nibble order
+    acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
+    w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
+    ok = n_ok[:, None] & (j < G * 4)[None, :]
+    w_next = tl.load(w_e + w_off, mask=ok, other=0)
+    for w0 in range(0, G * 4, WORDS):
+        # Issue the next step's weight loads before this step's arithmetic (twice the bytes in
+        # flight per thread; the compiler does not pipeline loads that feed no dot).
+        j_ok = (w0 + j) < G * 4
+        ok = n_ok[:, None] & j_ok[None, :]
+        w = w_next
+        ok_next = n_ok[:, None] & ((w0 + WORDS + j) < G * 4)[None, :]
+        w_next = tl.load(w_e + w_off + (w0 + WORDS), mask=ok_next, other=0)
+        s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=ok, other=0)
+        part = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
+        for p in tl.static_range(4):
+            # Nibbles p and p + 4 as a bf16 pair (one shift, shift, and/or for both); a bf16's
+            # bits are the top half of the float32 with the same value.
+            if p <= 1:
+                mag = (w << (6 - 4 * p)) & 0x01C001C0
+            else:
+                mag = (w >> (4 * p - 6)) & 0x01C001C0
+            pair16 = mag | ((w << (12 - 4 * p)) & -2147450880)  # 0x80008000
+            lo = (pair16 << 16).to(tl.float32, bitcast=True)
+            hi = (pair16 & -65536).to(tl.float32, bitcast=True)  # 0xFFFF0000
+            x_lo = tl.load(x_row + w0 * 8 + x_j + p * 4, mask=j_ok, other=0.0)
+            x_hi = tl.load(x_row + w0 * 8 + x_j + (p + 4) * 4, mask=j_ok, other=0.0)
+            part += lo * x_lo[None, :]
+            part += hi * x_hi[None, :]
+        scale = ((s.to(tl.int32) + 26) << 23).to(tl.float32, bitcast=True)
+        acc += part * scale
+    y = tl.sum(acc, axis=1) + tl.load(bias_ptr + e * N + rows, mask=n_ok, other=0.0).to(tl.float32)
+    if SWIGLU:
+        gate, lin = tl.split(tl.reshape(y, [BLOCK_N // 2, 2]))
+        gate = tl.minimum(gate, limit)
+        lin = tl.minimum(tl.maximum(lin, -limit), limit)
+        h = gate * tl.sigmoid(alpha * gate) * (lin + 1.0)
+        cols = nb * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)
+        dest = out_ptr + pair * out_stride + _nibble_order(cols)
+        h = h.to(HIDDEN_DTYPE).to(tl.float32) * 1.2676506002282294e30  # X_SCALE
+        tl.store(dest, h, mask=cols < N // 2)
+    else:
+        y = y * tl.load(route_ptr + pair).to(tl.float32)
+        tl.store(out_ptr + pair * out_stride + rows, y.to(out_ptr.dtype.element_ty), mask=n_ok)
+
+
+def route(
+    logits: torch.Tensor, x: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Router logits ``[T, E]`` and ``x [T, H]`` -> experts ``[T, k]`` int32, softmax weights
+    ``[T, k]`` float32, and ``x`` in nibble order, float32 times ``X_SCALE`` (for :func:`moe_gemv`)."""
+    t, num_experts = logits.shape
+    h = x.shape[1]
+    experts = torch.empty(t, k, device=x.device, dtype=torch.int32)
+    weights = torch.empty(t, k, device=x.device, dtype=torch.float32)
+    xn = torch.empty(t, h, device=x.device, dtype=torch.float32)
+    block_h = triton.next_power_of_2(h)
+    _route[(t,)](
+        logits.contiguous(), x.contiguous(), experts, weights, xn, num_experts, h,
+        K=k, BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
+        BLOCK_H=block_h, num_warps=4 if block_h >= 2048 else 1,
+    )  # fmt: skip
+    return experts, weights, xn
+
+
+def moe_gemv(
+    xn: torch.Tensor,  # [T, H] from route(): nibble order, float32 times X_SCALE
+    experts: torch.Tensor,  # [T, k] int32
+    weights: torch.Tensor,  # [T, k] float32
+    mlp1: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    mlp2: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    dtype: torch.dtype,  # the activations' dtype: hidden vector rounding and the result
+    alpha: float,
+    limit: float,
+    block_n1: int,
+    block_n2: int,
+    block_g: int,
+    warps: int,
+    partials: bool = False,
+) -> torch.Tensor:
+    """Each token through its top-k experts, weighted and summed: ``[T, H]`` in ``dtype``, or
+    with ``partials`` the float32 weighted outputs ``[T, k, H]`` before the sum."""
+    t, k = experts.shape
+    p = t * k
+    b1, s1, bias1 = mlp1
+    b2, s2, bias2 = mlp2
+    n1, h = b1.shape[1], xn.shape[1]
+    inter = n1 // 2
+    assert h % 32 == 0 and inter % 32 == 0, "MXFP4 rows are whole 32-value groups"
+    flat = experts.reshape(-1).contiguous()
+    route_w = weights.reshape(-1).contiguous()
+    hidden = torch.empty(p, inter, device=xn.device, dtype=torch.float32)
+    y = torch.empty(p, h, device=xn.device, dtype=torch.float32)
+    w1, w2 = b1.view(torch.int32), b2.view(torch.int32)  # [E, N, G, 4]
+    _gemv[(p, triton.cdiv(n1, block_n1))](
+        xn, xn.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
+        n1, h // 32, alpha, limit, X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=block_n1, BLOCK_G=block_g,
+        num_warps=warps,
+    )  # fmt: skip
+    _gemv[(p, triton.cdiv(h, block_n2))](
+        hidden, hidden.stride(0), w2, s2, bias2, flat, route_w, y, y.stride(0),
+        h, inter // 32, alpha, limit, X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=block_n2, BLOCK_G=block_g,
+        num_warps=warps,
+    )  # fmt: skip
+    if partials:
+        return y.view(t, k, h)
+    return y.view(t, k, h).sum(1).to(dtype)
