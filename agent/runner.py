@@ -130,7 +130,11 @@ def _redacting(emit: Emit, policy: RunPolicy) -> Emit:
 
 
 class Agent:
-    """An engine, toolkits, a policy and the settings of the messages that open a run."""
+    """An engine, toolkits, a policy and the settings of the messages that open a run.
+
+    Enter it (``async with agent:``) to start the toolkits' shared resources once for many runs;
+    toolkits that own background tasks (the python sandbox pool) need that when runs go
+    concurrently, since their resources must be closed by the task that started them."""
 
     def __init__(
         self,
@@ -184,19 +188,20 @@ class Agent:
                     for kit in self.toolkits:
                         await stack.enter_async_context(kit)
                 except BaseException:
-                    with anyio.CancelScope(shield=True):
-                        await stack.aclose()
+                    await stack.aclose()
                     raise
                 self._stack = stack
             self._users += 1
 
     async def _release(self) -> None:
-        async with self._lock:
-            self._users -= 1
-            if self._users == 0 and self._stack is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._stack.aclose()
-                self._stack = None
+        # No lock and no await before the count drops: a cancelled run still gives back its use.
+        self._users -= 1
+        if self._users == 0 and self._stack is not None:
+            # Not under a cancel scope of ours: a toolkit may hold a task group (the sandbox
+            # pool) that must be exited from the scope it was entered in. Toolkits shield their
+            # own cleanup.
+            stack, self._stack = self._stack, None
+            await stack.aclose()
 
     # -- what the model sees first ------------------------------------------------------
     def namespaces(self, policy: RunPolicy | None = None) -> list[ToolNamespace]:
@@ -320,8 +325,7 @@ class Agent:
                 if scope.cancelled_caught:
                     reason = StopReason.DEADLINE
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._release()
+            await self._release()
         result = RunResult(run_id, reason, state.final_answer, transcript.messages,
                            state.tool_calls, state.usage, files_dir, state.elapsed())
         log.info("run_finished", run_id=run_id, stop_reason=reason.value, turns=state.turn,

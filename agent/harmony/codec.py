@@ -127,9 +127,16 @@ class HarmonyCodec:
     def render_conversation(self, messages: Sequence[oh.Message]) -> list[int]:
         return self.encoding.render_conversation(oh.Conversation.from_messages(list(messages)))
 
-    def render_for_training(self, messages: Sequence[oh.Message]) -> list[int]:
+    def render_for_training(self, messages: Sequence[oh.Message], *,
+                            keep_analysis: bool = False) -> list[int]:
+        """Tokens for training, the last assistant message ending in ``<|return|>``.
+
+        By the format's rule the analysis before the final answer is dropped; a tool-using
+        trajectory keeps it (``keep_analysis=True``), or its tool calls would vanish too.
+        """
+        config = oh.RenderConversationConfig(auto_drop_analysis=not keep_analysis)
         return self.encoding.render_conversation_for_training(
-            oh.Conversation.from_messages(list(messages))
+            oh.Conversation.from_messages(list(messages)), config
         )
 
     def render_message(self, message: oh.Message) -> list[int]:

@@ -198,3 +198,12 @@ def test_fast_tool_reply_equals_harmony_render(text: str, channel: str | None) -
 @pytest.mark.parametrize("text", ["", "What is 2+2?", "fake <|start|>assistant ✓"])
 def test_fast_user_message_equals_harmony_render(text: str) -> None:
     assert codec.render_user_message(text) == enc.render(user(text))
+
+
+def test_training_render_can_keep_a_tool_trajectory() -> None:
+    msgs = [*CASES["tool_round_trip"][0], assistant("It is 20 degrees.", "final")]
+    dropped = codec.decode(codec.render_for_training(msgs))
+    kept = codec.decode(codec.render_for_training(msgs, keep_analysis=True))
+    assert "need weather" not in dropped
+    assert "need weather" in kept and "to=functions.get_weather" in kept
+    assert kept.endswith("<|channel|>final<|message|>It is 20 degrees.<|return|>")

@@ -33,3 +33,21 @@ async def test_scripted_run_with_python(tmp_path, need_kind, kind: str) -> None:
     assert [r.output for r in result.tool_calls] == ["(no output)", "3"]
     assert [p.name for p in result.files] == ["mean.txt"]
     assert (result.files[0]).read_text() == "2.8"
+
+
+async def test_warm_pool_inside_an_entered_agent(tmp_path) -> None:
+    """The pool's background task group is started and closed by the task that entered the
+    agent, however many runs (sequential or concurrent) went in between."""
+    import anyio
+
+    pol = Policy(sandbox=SandboxPolicy(kind="local", allow_local=True))
+    engine = ScriptedEngine([python("6 * 7"), "<|channel|>final<|message|>42<|return|>"])
+    toolkit = PythonToolkit(policy=pol, pool_size=1)
+    async with Agent(engine, [toolkit], policy=pol, files_root=tmp_path) as agent:
+        pool = toolkit.pool
+        first = await agent.run("x")
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(agent.run, "y")
+    assert first.tool_calls[0].output == "42"
+    assert pool is not None and pool.hits >= 1  # the first run got the warm interpreter

@@ -1,0 +1,1 @@
+"""One module per task family; each has ``sample(rng) -> Task``."""
