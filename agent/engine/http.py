@@ -246,15 +246,29 @@ class HttpEngine:
                         f"{url}: HTTP {response.status_code}: {_error_message(text)}",
                         status=response.status_code, body=text)
                 done = False
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue  # blank separators, comments, "event:" lines
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
+                # Bytes split into lines here: httpx's text and line decoders cost more per event
+                # than the JSON parse does (one SSE event per token is the common case).
+                chunks = response.aiter_bytes()
+                rest = b""
+                async for raw in chunks:
+                    lines = (rest + raw).split(b"\n")
+                    rest = lines.pop()
+                    for line in lines:
+                        if not line.startswith(b"data:"):
+                            continue  # blank separators, comments, "event:" lines
+                        data = line[5:].strip()
+                        if data == b"[DONE]":
+                            done = True
+                            break
+                        for event in self._on_chunk(url, data, request, state):
+                            yield event
+                    if done:
                         break
-                    for event in self._on_chunk(url, data, request, state):
-                        yield event
+                if done:
+                    # Read up to the body's end (its last, empty chunk) so that the connection
+                    # goes back to the pool: closing it unread would cost every request a new
+                    # TCP connection on both sides.
+                    await _drain(chunks)
         if not done and state.reason is None:
             raise EngineConnectionError(f"{url}: the stream ended before the completion finished")
         if state.reason is None:
@@ -263,12 +277,14 @@ class HttpEngine:
                        state.completion_tokens if state.completion_tokens is not None
                        else state.tokens, state.cached_tokens)
 
-    def _on_chunk(self, url: str, data: str, request: EngineRequest,
+    def _on_chunk(self, url: str, data: bytes, request: EngineRequest,
                   state: _StreamState) -> list[EngineEvent]:
         try:
             chunk = json.loads(data)
         except ValueError as exc:
-            raise EngineProtocolError(f"{url}: a stream event is not JSON: {data[:200]!r}") from exc
+            raise EngineProtocolError(
+                f"{url}: a stream event is not JSON: {data[:200].decode('utf-8', 'replace')!r}"
+            ) from exc
         if not isinstance(chunk, dict):
             raise EngineProtocolError(f"{url}: a stream event is not a JSON object")
         if "error" in chunk:  # vLLM reports failures inside the stream
@@ -310,6 +326,17 @@ class HttpEngine:
         if not isinstance(ids, list) or not all(isinstance(t, int) for t in ids):
             raise EngineProtocolError(f"{url}: token_ids is not a list of ints: {ids!r}")
         return ids
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]``; a server that keeps the stream open or breaks it there has
+    already answered, so this gives up after a second and any failure only costs the connection."""
+    with anyio.move_on_after(1.0):
+        try:
+            async for _ in chunks:
+                pass
+        except httpx.HTTPError:
+            pass
 
 
 def _read_usage(usage: Any, state: _StreamState) -> None:
