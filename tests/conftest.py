@@ -88,3 +88,38 @@ def needs_bwrap() -> None:
 @pytest.fixture
 def needs_chromium() -> None:
     require(have("chromium"), "Chromium + Playwright", "apt-get install chromium; pip install playwright")
+
+
+# Skips raised by other means (``pytest.importorskip`` for torch/transformers, a missing tmux) are
+# failures under CI too: a dependency the setup script should have installed is a broken setup.
+_MISSING = ("could not import", "is not installed", "is not available")
+
+
+def _missing_component(report: pytest.CollectReport | pytest.TestReport) -> bool:
+    if not (STRICT and report.skipped):
+        return False
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return any(m in reason for m in _MISSING)
+
+
+def _as_failure(report: pytest.CollectReport | pytest.TestReport) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"{reason} (CI requires every real component and dependency)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if _missing_component(report):
+        _as_failure(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if _missing_component(report):
+        _as_failure(report)
