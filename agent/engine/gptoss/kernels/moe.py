@@ -180,10 +180,11 @@ class MoeTuning:
     # moe_gemv (v2, nibble-order activations, bit-built floats); False = the first GEMV below.
     gemv2: bool = True
     # H100 whole-step sweeps, 20b batch 1 / 8 (ms, benchmarks/results_engine_gpu.txt run 5):
-    # 64/64 3.60 / 9.31; 64/32 3.69 / 11.58; 128/128 3.40 / 7.84 (250 registers; not yet through
-    # the GPU tests, hence not the default); 128/64 3.59 / 8.34; 128/128 with 8 warps 3.90 / 9.83.
-    gemv2_block_n1: int = 64  # mlp1 rows per program
-    gemv2_block_n2: int = 64  # mlp2 rows per program
+    # 64/64 3.60 / 9.31; 64/32 3.69 / 11.58; 128/128 3.40 / 7.84 (250 registers, no spills; the
+    # default since run 6 passed the GPU tests with it: 3.53 / 8.05); 128/64 3.59 / 8.34;
+    # 128/128 with 8 warps 3.90 / 9.83.
+    gemv2_block_n1: int = 128  # mlp1 rows per program
+    gemv2_block_n2: int = 128  # mlp2 rows per program
     gemv2_block_g: int = 8  # 32-value groups per loop step (4 int32 words each)
     gemv2_warps: int = 4
     # Whole-step H100 sweeps at 20b, batch 1: 4.02 ms (16, 16) vs 4.27 ms (32, 8); but 120b and
