@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# The main job: set everything up, then run an agent recipe end to end (the research agent: it
-# searches, opens a page and answers with clickable citations, from a recorded browse, offline).
-# Until a real model ships with the project it runs on the scripted engine and says so; pass
-# --engine SPEC (e.g. local:/path/to/checkpoint or http://host:port/v1) for a real one.
+# The main job: set everything up, then run a task end to end on the small gpt-oss-architecture
+# model that ships with the project (agent/demo_model, trained to use its tools), on the CPU,
+# with python running in the real Docker sandbox: the model decides to call python, reads the
+# sandbox's output and answers.
+#   scripts/demo.sh                          # the default task
+#   scripts/demo.sh "What is 4821 × 377 − 59?"
+#   scripts/demo.sh --engine http://host:8000/v1 "..."   # any other engine (flags go first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/agent run recipes/research.py "$@"
+bash scripts/ensure-docker.sh
+flags=()
+while [ $# -gt 0 ] && [ "${1#--}" != "$1" ]; do flags+=("$1" "$2"); shift 2; done
+task="${1:-What is 48213 × 377 − 59?}"
+exec .venv/bin/agent run --engine local:demo --tools python --policy default "${flags[@]}" "$task"

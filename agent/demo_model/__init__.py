@@ -12,13 +12,28 @@ run actually got, so the transcripts carry our toolkits' exact output formats.
         --families python,browser,apply_patch,functions
 
 writes ``DIR/train.jsonl`` and ``DIR/heldout.jsonl`` (format: :mod:`agent.demo_model.example`).
+:mod:`agent.demo_model.train` trains the model on them (on a GPU machine: exports are lazy so
+training needs only torch, safetensors and structlog) and :mod:`agent.demo_model.export` writes
+the checkpoint that ships in :mod:`agent.demo_model.checkpoint`.
 """
 
 from __future__ import annotations
 
-from agent.demo_model.example import Example as Example
-from agent.demo_model.example import to_example as to_example
-from agent.demo_model.generate import FAMILIES as FAMILIES
-from agent.demo_model.generate import GenerationStats as GenerationStats
-from agent.demo_model.generate import generate as generate
-from agent.demo_model.script import Task as Task
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Example": "agent.demo_model.example",
+    "to_example": "agent.demo_model.render",
+    "FAMILIES": "agent.demo_model.generate",
+    "GenerationStats": "agent.demo_model.generate",
+    "Task": "agent.demo_model.script",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agent.demo_model' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -19,11 +19,12 @@ from pathlib import Path
 import anyio
 import structlog
 
-from agent.demo_model.example import Example, to_example
+from agent.demo_model.example import Example
 from agent.demo_model.families import browser_tasks, function_tasks, patch_tasks, python_tasks
+from agent.demo_model.render import to_example
 from agent.demo_model.script import Task, task_engine
-from agent.engine.base import SamplingParams
-from agent.events import StopReason
+from agent.engine.base import Engine, SamplingParams
+from agent.events import RunResult, StopReason
 from agent.harmony.codec import HarmonyCodec, SystemSettings
 from agent.runner import Agent
 from agent.state import RunLimits
@@ -73,27 +74,49 @@ def _toolkits(task: Task, workdir: Path, kind: str) -> list[Toolkit]:
             return []
 
 
-async def run_task(task: Task, rng: random.Random, codec: HarmonyCodec, workdir: Path,
-                   kind: str) -> Example | None:
-    """One real run of ``task``; the example, or None when the answer failed the check."""
+def task_agent(task: Task, rng: random.Random, codec: HarmonyCodec, workdir: Path, kind: str,
+               engine: Engine, *, temperature: float = 1.0) -> Agent:
+    """The Agent a task runs in: its toolkits, tools, instructions and a sampled system message.
+
+    Data generation plays ``task``'s script on it; evaluation puts the trained model there.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     system = SystemSettings(reasoning_effort=rng.choice(["low", "medium", "high"]),
                             conversation_start_date=rng.choice(_DATES))
     policy = Policy(sandbox=SandboxPolicy(kind=kind, allow_local=kind == "local"))
-    agent = Agent(task_engine(task, codec), _toolkits(task, workdir, kind), tools=task.tools,
-                  policy=policy, instructions=task.instructions, system=system, codec=codec,
-                  limits=RunLimits(max_turns=8), sampling=SamplingParams(max_tokens=2048),
-                  files_root=workdir / "runs", files=task.files)
+    return Agent(engine, _toolkits(task, workdir, kind), tools=task.tools,
+                 policy=policy, instructions=task.instructions, system=system, codec=codec,
+                 limits=RunLimits(max_turns=8),
+                 sampling=SamplingParams(temperature=temperature, max_tokens=2048),
+                 files_root=workdir / "runs", files=task.files)
+
+
+async def run_checked(agent: Agent, task: Task, workdir: Path) -> tuple[RunResult, bool]:
+    """Run ``task`` on ``agent``; the result and whether its answer (and files) pass the check."""
     result = await agent.run(task.prompt, run_id="run")
     folder = result.files_dir or workdir
     files = {name: (folder / name).read_text() for name in task.files if (folder / name).is_file()}
     final = result.final_answer or ""
-    if result.stop_reason is not StopReason.FINAL or not task.check(final, files):
+    return result, result.stop_reason is StopReason.FINAL and task.check(final, files)
+
+
+async def run_task(task: Task, rng: random.Random, codec: HarmonyCodec, workdir: Path,
+                   kind: str) -> Example | None:
+    """One real run of ``task``; the example, or None when the answer failed the check."""
+    agent = task_agent(task, rng, codec, workdir, kind, task_engine(task, codec))
+    result, ok = await run_checked(agent, task, workdir)
+    if not ok:
         log.warning("demo_model.rejected", family=task.family, task=task.prompt,
-                    final=final, stop=result.stop_reason.value)
+                    final=result.final_answer, stop=result.stop_reason.value)
         return None
     return to_example(codec, result.messages, family=task.family, task=task.prompt,
                       answer=task.answer)
+
+
+def sample_task(family: str, seed: int, split: str, i: int) -> tuple[Task, random.Random]:
+    """Task ``i`` of a split's stream, and the RNG that goes on to sample its system message."""
+    rng = random.Random(f"{seed}:{split}:{family}:{i}")
+    return FAMILIES[family](rng), rng
 
 
 async def generate(n: int, seed: int, families: Sequence[str], *, split: str = "train",
@@ -112,9 +135,7 @@ async def generate(n: int, seed: int, families: Sequence[str], *, split: str = "
     with tempfile.TemporaryDirectory(prefix="demo-model-") as tmp:
 
         async def one(i: int) -> None:
-            family = families[i % len(families)]
-            rng = random.Random(f"{seed}:{split}:{family}:{i}")
-            task = FAMILIES[family](rng)
+            task, rng = sample_task(families[i % len(families)], seed, split, i)
             async with limiter:
                 out[i] = await run_task(task, rng, codec, Path(tmp) / str(i), kind)
 

@@ -8,7 +8,8 @@ Specs:
 - ``scripted:FILE`` replays completions written as Harmony text: a YAML/JSON list of strings, or a
   mapping ``{completions: [...], token_delay_s: 0.01}``. A transcript saved by
   ``agent run --transcript`` is a valid FILE too (its ``completions`` replay the run).
-- ``local:DIR`` the bundled gpt-oss engine on a checkpoint folder (extra: ``engine``).
+- ``local:DIR`` the bundled gpt-oss engine on a checkpoint folder (extra: ``engine``);
+  ``local:demo`` is the small trained demo model shipped with the package (runs on a CPU).
 - ``http://...`` / ``https://...`` an OpenAI-compatible completions server.
 - ``vllm:MODEL`` vLLM in this process (extra: ``vllm``).
 
@@ -31,7 +32,7 @@ from agent.engine.base import Engine, EngineEvent, EngineRequest, TokenDelta
 from agent.engine.scripted import ScriptedEngine
 from agent.errors import UserError
 
-KINDS = ("scripted:FILE", "local:DIR", "http(s)://URL", "vllm:MODEL")
+KINDS = ("scripted:FILE", "local:DIR", "local:demo", "http(s)://URL", "vllm:MODEL")
 
 # Settings each engine's constructor takes; others are ignored for that engine.
 _ACCEPTS: dict[str, tuple[str, ...]] = {
@@ -127,6 +128,10 @@ def engine_from_spec(spec: str, **settings: Any) -> Engine:
         return scripted_engine(completions, **{**options, **_pick("scripted", settings)})
     if kind == "local":
         path = Path(rest).expanduser()
+        if rest == "demo" and not path.is_dir():
+            from agent.demo_model.shipped import demo_checkpoint
+
+            path = demo_checkpoint()
         if not path.is_dir():
             raise UserError(f"engine spec {spec!r}: {path} is not a checkpoint folder")
         cls = _optional("agent.engine.gptoss", "GptOssEngine", "engine")

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from agent.demo_model import FAMILIES, generate
 from agent.demo_model.example import Example
+from agent.demo_model.generate import FAMILIES, generate
 from agent.harmony.codec import HarmonyCodec
 
 pytestmark = pytest.mark.anyio

@@ -23,7 +23,8 @@ class _Bug:
     index: int  # the line to fix
     fixed: str  # its fixed text
     verify: str  # python that prints the fixed behaviour
-    expected: str  # what it should print
+    expected: str | None  # what it should print; None when it depends on inputs the user never
+    # saw (the script's own test values), so only the fixed file can be checked
 
 
 def _typo(rng: random.Random, module: str) -> _Bug:
@@ -43,10 +44,9 @@ def _operator(rng: random.Random, module: str) -> _Bug:
     a, b = rng.randint(2, 40), rng.randint(2, 9)
     lines = ['"""Small arithmetic helpers."""', "", "", f"def {fn}(a, b):",
              f"    return a {bad} b", ""]
-    value = {"*": a * b, "-": a - b, "/": a / b}[good]
     return _Bug(f"{fn}(a, b) in {module}.py should return {what} a and b. Please fix it.",
                 lines, 4, f"    return a {good} b",
-                f"from {module} import {fn}\nprint({fn}({a}, {b}))", str(value))
+                f"from {module} import {fn}\nprint({fn}({a}, {b}))", None)
 
 
 def _constant(rng: random.Random, module: str) -> _Bug:
@@ -93,6 +93,7 @@ def sample(rng: random.Random) -> Task:
                      f"`{bug.fixed.strip()}`. Check: it prints {last.text.strip()}.")
 
     def check(text: str, files: Mapping[str, str]) -> bool:
-        return files.get(path) == expected and f"prints {bug.expected}." in text
+        shown = f"prints {bug.expected}." if bug.expected is not None else "prints "
+        return files.get(path) == expected and shown in text
 
     return Task(FAMILY, bug.request, bug.fixed.strip(), respond, check, files={path: original})

@@ -63,8 +63,15 @@ class Checkpoint:
     weight_map: dict[str, Path]  # tensor name in the file -> shard holding it
 
 
+# Released checkpoints keep these bf16; a small model may store them as MXFP4 ``NAME.blocks`` /
+# ``NAME.scales`` instead (the 201k-row vocabulary dominates a tiny model's size), which the
+# loader decodes once. Only the original layout has this spelling.
+QUANTIZABLE_DENSE = ("embedding.weight", "unembedding.weight")
+
+
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor of a gpt-oss checkpoint by original name, with its shape."""
+    """Every tensor of a gpt-oss checkpoint by original name, with its shape (the optional
+    MXFP4 spellings of :data:`QUANTIZABLE_DENSE` included)."""
     h, e, i2 = cfg.hidden_size, cfg.num_experts, 2 * cfg.intermediate_size
     qkv = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim
     shapes: dict[str, tuple[int, ...]] = {
@@ -72,6 +79,11 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         "norm.scale": (h,),
         "unembedding.weight": (cfg.vocab_size, h),
     }
+    for name in QUANTIZABLE_DENSE:  # optional MXFP4 spelling (original layout only)
+        shapes |= {
+            f"{name}.blocks": (cfg.vocab_size, h // BLOCK_SIZE, BYTES_PER_BLOCK),
+            f"{name}.scales": (cfg.vocab_size, h // BLOCK_SIZE),
+        }
     for n in range(cfg.num_hidden_layers):
         b = f"block.{n}"
         shapes |= {

@@ -23,6 +23,9 @@ from .kv_cache import AttentionMeta, KVCache, LayerTypeMeta
 from .weights import LayerWeights, ModelWeights
 
 _DEQUANT_BUDGET_BYTES = 256 * 2**20  # transient dequantized experts per group in _moe
+# Without the Triton kernels, experts of a model this small (every layer's, decoded) stay decoded:
+# re-decoding them each step costs more than the step's matmuls. Big models stay packed.
+_DENSE_EXPERTS_BYTES = 256 * 2**20
 
 
 def rope_tables(config: ModelConfig, max_positions: int, device: torch.device) -> torch.Tensor:
@@ -91,6 +94,15 @@ class GptOssModel:
         self.weights = weights
         self.config = weights.config
         self.rope = rope_tables(self.config, max_positions, weights.device)  # [P, 2, D/2]
+        self._dense_experts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        values = sum(lw.mlp1_blocks.numel() + lw.mlp2_blocks.numel() for lw in weights.layers) * 2
+        on_cpu = weights.device.type == "cpu"
+        if on_cpu and values * weights.dtype.itemsize <= _DENSE_EXPERTS_BYTES:
+            self._dense_experts = [
+                (mxfp4.dequantize(lw.mlp1_blocks, lw.mlp1_scales, weights.dtype),
+                 mxfp4.dequantize(lw.mlp2_blocks, lw.mlp2_scales, weights.dtype))
+                for lw in weights.layers
+            ]  # fmt: skip
 
     @torch.inference_mode()
     def forward(
@@ -124,7 +136,7 @@ class GptOssModel:
             window = cfg.sliding_window if kind == "sliding" else None
             attn = self._attention(h, layer, cos, sin, meta.positions, tmeta, k_pool, v_pool, window)
             x, h = add_rms_norm(x, attn, layer.mlp_norm, eps)
-            out = self._moe(h.flatten(0, 1), layer, partials=True)
+            out = self._moe(h.flatten(0, 1), layer, partials=True, index=i)
             next_norm = layers[i + 1].attn_norm if i + 1 < len(layers) else w.norm
             x, h = add_rms_norm(x, out if out.dim() == 3 else out.view_as(x), next_norm, eps)
         if logit_index is not None:
@@ -176,7 +188,9 @@ class GptOssModel:
         out = torch.einsum("bgqsl,blgd->bsgqd", probs.to(x.dtype), values)
         return F.linear(out.reshape(b, s, hq * d), layer.out_weight, layer.out_bias)
 
-    def _moe(self, x: torch.Tensor, layer: LayerWeights, *, partials: bool = False) -> torch.Tensor:
+    def _moe(
+        self, x: torch.Tensor, layer: LayerWeights, *, partials: bool = False, index: int = -1
+    ) -> torch.Tensor:
         """``x [T, H]`` -> ``[T, H]``: each token through its top-k experts (``partials``: the
         kernels may return ``[T, k, H]`` float32 per-expert terms for :func:`add_rms_norm`)."""
         cfg = self.config
@@ -193,8 +207,11 @@ class GptOssModel:
         group = max(1, _DEQUANT_BUDGET_BYTES // per_expert)
         for first in range(0, len(hit), group):
             ids = hit[first : first + group]
-            w1s = mxfp4.dequantize(layer.mlp1_blocks[ids], layer.mlp1_scales[ids], x.dtype)  # [g, 2I, H]
-            w2s = mxfp4.dequantize(layer.mlp2_blocks[ids], layer.mlp2_scales[ids], x.dtype)  # [g, H, I]
+            if self._dense_experts is not None and index >= 0:
+                w1s, w2s = (w[ids].to(x.dtype) for w in self._dense_experts[index])
+            else:
+                w1s = mxfp4.dequantize(layer.mlp1_blocks[ids], layer.mlp1_scales[ids], x.dtype)  # [g, 2I, H]
+                w2s = mxfp4.dequantize(layer.mlp2_blocks[ids], layer.mlp2_scales[ids], x.dtype)  # [g, H, I]
             for j, e in enumerate(ids.tolist()):
                 tok, slot = torch.nonzero(top_experts == e, as_tuple=True)
                 hidden = F.linear(x[tok], w1s[j], layer.mlp1_bias[e])

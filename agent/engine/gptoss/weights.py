@@ -8,6 +8,7 @@ from pathlib import Path
 import structlog
 import torch
 
+from . import mxfp4
 from .checkpoint import Checkpoint, TensorSource, open_checkpoint
 from .config import ModelConfig
 
@@ -80,6 +81,17 @@ _FIELDS = {
 }
 
 
+def _dense(ckpt: Checkpoint, src: TensorSource, name: str, dev: torch.device,
+           dtype: torch.dtype) -> torch.Tensor:
+    """A dense matrix stored as is, or as MXFP4 ``name.blocks``/``name.scales`` (decoded once)."""
+    if ckpt.layout == "original" and name not in ckpt.weight_map \
+            and f"{name}.blocks" in ckpt.weight_map:
+        blocks = src.get(f"{name}.blocks", device=dev, dtype=None)
+        scales = src.get(f"{name}.scales", device=dev, dtype=None)
+        return mxfp4.dequantize(blocks, scales, dtype)
+    return src.get(name, device=dev, dtype=dtype)
+
+
 def load_weights(
     path: str | Path | Checkpoint,
     *,
@@ -107,10 +119,10 @@ def load_weights(
             layers.append(LayerWeights(**fields))
         weights = ModelWeights(
             config=ckpt.config,
-            embedding=get("embedding.weight", "embedding"),
+            embedding=_dense(ckpt, src, "embedding.weight", dev, dtype),
             layers=layers,
             norm=src.get("norm.scale", device=dev, dtype=torch.float32),
-            unembedding=get("unembedding.weight", "unembedding"),
+            unembedding=_dense(ckpt, src, "unembedding.weight", dev, dtype),
         )
     log.info("weights.loaded", device=str(dev), dtype=str(dtype), bytes=weights.nbytes())
     return weights
