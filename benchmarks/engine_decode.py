@@ -33,6 +33,11 @@ from agent.engine.gptoss import CoreOptions, EngineCore, write_random_checkpoint
 from agent.engine.gptoss.random_checkpoint import preset
 
 
+def _rate(tokens: int, seconds: float) -> float:
+    """Tokens per second; NaN when noise made the difference of two timings non-positive."""
+    return tokens / seconds if seconds > 0 else float("nan")
+
+
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -93,7 +98,7 @@ def bench_ours(
         prefill = _timed(lambda: run(1), args.device, args.repeats)
         total = _timed(lambda: run(1 + args.decode_tokens), args.device, args.repeats)
         results[batch] = (batch * args.prompt_len / prefill,
-                          batch * args.decode_tokens / max(total - prefill, 1e-9), _peak_mib(args.device))  # fmt: skip
+                          _rate(batch * args.decode_tokens, total - prefill), _peak_mib(args.device))  # fmt: skip
         del core
     return results
 
@@ -126,7 +131,7 @@ def bench_transformers(
         prefill = _timed(lambda: gen(1), args.device, args.repeats)
         total = _timed(lambda: gen(1 + args.decode_tokens), args.device, args.repeats)
         results[batch] = (batch * args.prompt_len / prefill,
-                          batch * args.decode_tokens / max(total - prefill, 1e-9), _peak_mib(args.device))  # fmt: skip
+                          _rate(batch * args.decode_tokens, total - prefill), _peak_mib(args.device))  # fmt: skip
     return results
 
 
@@ -134,7 +139,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="gpt-oss engine prefill/decode throughput")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--checkpoint", type=Path, help="HF-layout checkpoint (else random)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="a checkpoint (transformers needs the HF layout; else random)")
     parser.add_argument(
         "--batches", default="1,8,64", type=lambda s: [int(x) for x in s.split(",")]
     )
@@ -154,7 +160,8 @@ def main() -> None:
     device = (
         torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
     )
-    print(f"# gpt-oss engine decode benchmark: preset={args.preset} device={args.device} ({device}) "
+    model = f"checkpoint={args.checkpoint}" if args.checkpoint else f"preset={args.preset}"
+    print(f"# gpt-oss engine decode benchmark: {model} device={args.device} ({device}) "
           f"dtype={dtype} cores={os.cpu_count()} torch_threads={torch.get_num_threads()} "
           f"load_avg={os.getloadavg()[0]:.1f} torch={torch.__version__}")  # fmt: skip
     print(
