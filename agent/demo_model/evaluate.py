@@ -4,9 +4,9 @@
 
 Tasks come from the generator's held-out stream (``split="heldout"``), so none was trained on;
 each runs in the same Agent set-up as the data (toolkits, tools, instructions, system message)
-with greedy decoding (temperature 0), and the real toolkits answer. A task passes when the model's first call
-goes to the tool the task needs, no call was refused for its arguments or recipient, and the
-final answer (and any file it had to fix) passes the task's check.
+with greedy decoding (temperature 0), and the real toolkits answer. A task passes when the
+model's first call goes to the tool the task needs, no call failed (bad arguments, unknown
+recipient, refused), and the final answer (and any file it had to fix) passes the task's check.
 """
 
 from __future__ import annotations

@@ -141,3 +141,20 @@ def test_window_evicted_prefix_is_recomputed(checkpoints: Checkpoints) -> None:
     [(tokens, done)] = run_core(core, [request])
     assert done.reused_tokens == 0
     assert tokens == run_core(make_core(path), [request])[0][0]
+
+
+def test_experts_decoded_per_step_equal_experts_kept_decoded(
+    checkpoints: Checkpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small models on CPU keep their experts decoded; big ones decode the chosen experts each
+    step. Both paths give the same logits."""
+    import agent.engine.gptoss.model as model_module
+
+    path = checkpoints("tiny", "original")
+    tokens = prompt(24, CONFIGS["tiny"].vocab_size, seed=3)
+    assert GptOssModel(load_weights(path, dtype=torch.float32), max_positions=64)._dense_experts
+    kept = our_logits(path, tokens, chunk=8)
+    monkeypatch.setattr(model_module, "_DENSE_EXPERTS_BYTES", 0)
+    assert GptOssModel(load_weights(path, dtype=torch.float32), max_positions=64)._dense_experts is None
+    per_step = our_logits(path, tokens, chunk=8)
+    torch.testing.assert_close(per_step, kept, atol=1e-5, rtol=1e-5)
