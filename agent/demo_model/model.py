@@ -44,25 +44,11 @@ DEMO_CONFIG = ModelConfig(
     swiglu_limit=7.0,
 )
 
-_E2M1_MIDPOINTS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)  # rounding thresholds between values
-_E2M1_POSITIVE = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-
-
 def fake_mxfp4(w: torch.Tensor) -> torch.Tensor:
-    """``w`` rounded to MXFP4 (blocks of 32 along the last dim) with straight-through gradient.
-
-    Same scale rule as :func:`mxfp4.quantize` (the smallest power of two that fits the block's
-    largest magnitude into 6.0); rounding ties may differ, which the export test tolerates.
-    """
-    shape = w.shape
-    blocks = w.detach().float().reshape(*shape[:-1], -1, mxfp4.BLOCK_SIZE)
-    amax = blocks.abs().amax(dim=-1, keepdim=True).clamp_min(2.0**-127)
-    scale = torch.exp2(torch.ceil(torch.log2(amax / 6.0)).clamp(-127, 127))
-    scaled = blocks / scale
-    midpoints = torch.tensor(_E2M1_MIDPOINTS, device=w.device)
-    values = torch.tensor(_E2M1_POSITIVE, device=w.device)
-    rounded = values[torch.bucketize(scaled.abs(), midpoints)] * scaled.sign()
-    q = (rounded * scale).reshape(shape).to(w.dtype)
+    """``w`` rounded to MXFP4 (blocks of 32 along the last dim) with straight-through gradient:
+    exactly what the export stores and the engine decodes."""
+    blocks, scales = mxfp4.quantize(w.detach())
+    q = mxfp4.dequantize(blocks, scales, w.dtype).view(w.shape)
     return w + (q - w).detach()
 
 

@@ -20,6 +20,8 @@ E2M1_VALUES: tuple[float, ...] = (
     -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
 )  # fmt: skip
 
+_E2M1_MIDPOINTS = tuple((a + b) / 2 for a, b in zip(E2M1_VALUES[:7], E2M1_VALUES[1:8], strict=True))
+
 _PAIR_LUT: dict[torch.device, torch.Tensor] = {}
 
 
@@ -84,8 +86,9 @@ def quantize(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     amax = w.abs().amax(dim=-1).clamp_min(2.0**-127)
     exp = torch.ceil(torch.log2(amax / 6.0)).clamp(-127, 127)  # smallest scale with |w|/s <= 6
     scaled = w / torch.exp2(exp).unsqueeze(-1)
-    lut = torch.tensor(E2M1_VALUES[:8], dtype=torch.float32, device=w.device)
-    codes = (scaled.abs().unsqueeze(-1) - lut).abs().argmin(dim=-1).to(torch.uint8)
+    # The nearest of the 8 magnitudes, ties to the smaller one: a search among the midpoints.
+    midpoints = torch.tensor(_E2M1_MIDPOINTS, dtype=torch.float32, device=w.device)
+    codes = torch.bucketize(scaled.abs(), midpoints).to(torch.uint8)
     codes = codes | ((scaled < 0).to(torch.uint8) << 3)
     pairs = codes.reshape(*codes.shape[:-1], BYTES_PER_BLOCK, 2)
     blocks = pairs[..., 0] | (pairs[..., 1] << 4)
