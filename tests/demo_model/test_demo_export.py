@@ -13,8 +13,7 @@ from safetensors import safe_open
 from agent.demo_model.export import export_checkpoint
 from agent.demo_model.model import DEMO_CONFIG, TrainableGptOss, fake_mxfp4
 from agent.engine.gptoss import mxfp4
-from agent.engine.gptoss.kv_cache import KVCache
-from agent.engine.gptoss.model import GptOssModel
+from agent.engine.gptoss.model import GptOssModel, sequence_logits
 from agent.engine.gptoss.weights import load_weights
 
 # The demo shape with a small vocabulary and a short window, so the window matters in 40 tokens.
@@ -35,19 +34,9 @@ def trained_looking(cfg=SMALL, seed: int = 0) -> TrainableGptOss:
     return model
 
 
-def engine_logits(path: Path, tokens: list[int], chunk: int = 16) -> torch.Tensor:
-    weights = load_weights(path, dtype=torch.float32)
-    model = GptOssModel(weights, max_positions=256)
-    cache = KVCache(weights.config, num_blocks=32, block_size=8, num_rings=1, prefill_chunk=chunk,
-                    device=torch.device("cpu"), dtype=torch.float32)
-    seq = cache.allocate()
-    cache.reserve(seq, len(tokens))
-    out = []
-    for start in range(0, len(tokens), chunk):
-        piece = tokens[start:start + chunk]
-        meta = cache.build_meta([seq], [start], [len(piece)])
-        out.append(model.forward(torch.tensor([piece]), meta, cache)[0])
-    return torch.cat(out)
+def engine_logits(path: Path, tokens: list[int]) -> torch.Tensor:
+    model = GptOssModel(load_weights(path, dtype=torch.float32), max_positions=256)
+    return sequence_logits(model, tokens, chunk=16)
 
 
 def test_fake_mxfp4_equals_the_engine_codec() -> None:

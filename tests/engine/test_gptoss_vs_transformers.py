@@ -23,8 +23,7 @@ transformers = pytest.importorskip("transformers")
 from gptoss_helpers import CONFIGS, greedy, make_core, run_core  # noqa: E402
 
 from agent.engine.gptoss import load_weights  # noqa: E402
-from agent.engine.gptoss.kv_cache import KVCache  # noqa: E402
-from agent.engine.gptoss.model import GptOssModel  # noqa: E402
+from agent.engine.gptoss.model import GptOssModel, sequence_logits  # noqa: E402
 
 Checkpoints = Callable[..., Path]
 ATOL = 1e-4
@@ -50,18 +49,8 @@ def prompt(n: int, vocab: int, seed: int = 0) -> list[int]:
 
 def our_logits(path: Path, tokens: list[int], chunk: int) -> torch.Tensor:
     """All-position logits, reading the prompt ``chunk`` tokens at a time through the cache."""
-    weights = load_weights(path, dtype=torch.float32)
-    model = GptOssModel(weights, max_positions=256)
-    cache = KVCache(weights.config, num_blocks=32, block_size=8, num_rings=1, prefill_chunk=chunk,
-                    device=torch.device("cpu"), dtype=torch.float32)  # fmt: skip
-    seq = cache.allocate()
-    cache.reserve(seq, len(tokens))
-    out = []
-    for start in range(0, len(tokens), chunk):
-        piece = tokens[start : start + chunk]
-        meta = cache.build_meta([seq], [start], [len(piece)])
-        out.append(model.forward(torch.tensor([piece]), meta, cache)[0])
-    return torch.cat(out)
+    model = GptOssModel(load_weights(path, dtype=torch.float32), max_positions=256)
+    return sequence_logits(model, tokens, chunk=chunk)
 
 
 @pytest.mark.parametrize("layout", ["hf", "original"])

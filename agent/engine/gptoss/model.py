@@ -13,6 +13,7 @@ Math (same as the reference ``gpt_oss/torch/model.py``):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -219,3 +220,21 @@ class GptOssModel:
                 y = F.linear(hidden, w2s[j], layer.mlp2_bias[e])
                 out.index_add_(0, tok, y * top_weights[tok, slot, None])
         return out
+
+
+def sequence_logits(model: GptOssModel, tokens: Sequence[int], *, chunk: int = 256) -> torch.Tensor:
+    """Float32 logits ``[len(tokens), V]`` at every position of one sequence, read ``chunk`` tokens
+    at a time through a fresh cache of its own (the engine's real path: scoring and tests)."""
+    block = 16
+    cache = KVCache(model.config, num_blocks=-(-len(tokens) // block) + 1, block_size=block,
+                    num_rings=1, prefill_chunk=chunk, device=model.weights.device,
+                    dtype=model.weights.dtype)  # fmt: skip
+    seq = cache.allocate()
+    cache.reserve(seq, len(tokens))
+    out = []
+    for start in range(0, len(tokens), chunk):
+        piece = list(tokens[start : start + chunk])
+        meta = cache.build_meta([seq], [start], [len(piece)])
+        ids = torch.tensor([piece], device=model.weights.device)
+        out.append(model.forward(ids, meta, cache)[0])
+    return torch.cat(out)
