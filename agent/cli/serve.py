@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
         description="Serve a gpt-oss checkpoint with the bundled engine: /v1/completions "
         "(token ids in and out, as vLLM), /v1/chat/completions, /v1/responses, /health.",
     )
-    p.add_argument("checkpoint", type=Path, help="checkpoint directory (HF or original layout)")
+    p.add_argument("checkpoint", type=Path,
+                   help="checkpoint directory (HF or original layout), or demo (the shipped model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
@@ -33,10 +34,19 @@ def register(sub: Any) -> None:
                    help="completion budget when a request names none")
     p.add_argument("--grace", type=float, default=30, help="seconds in-flight requests get "
                    "to finish on shutdown")
+    p.add_argument("--stream-interval", type=int, default=1, metavar="N",
+                   help="stream completion tokens N at a time after the first (default: 1)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if str(args.checkpoint) == "demo" and not args.checkpoint.is_dir():
+        from agent.demo_model.shipped import demo_checkpoint
+
+        args.checkpoint = demo_checkpoint()
+        args.model_name = args.model_name or "demo"
+    if args.stream_interval < 1:
+        raise UserError(f"--stream-interval must be >= 1, not {args.stream_interval}")
     if not args.checkpoint.is_dir():
         raise UserError(f"{args.checkpoint}: not a checkpoint directory")
     try:
@@ -52,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     engine = GptOssEngine.from_checkpoint(args.checkpoint, device=args.device, dtype=dtype,
                                           max_batch=args.max_batch, max_context=args.max_context)
     name = args.model_name or args.checkpoint.resolve().name
-    app = build_app(engine, model_name=name, max_tokens=args.max_tokens, close_engine=True)
+    app = build_app(engine, model_name=name, max_tokens=args.max_tokens, close_engine=True,
+                    stream_interval=args.stream_interval)
     log.info("serve.listening", host=args.host, port=args.port, model=name)
     anyio.run(lambda: serve(app, host=args.host, port=args.port, grace_s=args.grace))
     return 0

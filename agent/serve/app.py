@@ -74,9 +74,15 @@ class _InFlight:
 
 
 def build_app(engine: Engine, *, model_name: str = "gpt-oss", codec: HarmonyCodec | None = None,
-              max_tokens: int = 2048, close_engine: bool = False) -> ASGIApp:
-    """The server for ``engine``. ``close_engine`` closes it when the app shuts down."""
-    state = ServerState(engine, codec or HarmonyCodec(), model_name, max_tokens=max_tokens)
+              max_tokens: int = 2048, close_engine: bool = False,
+              stream_interval: int = 1) -> ASGIApp:
+    """The server for ``engine``. ``close_engine`` closes it when the app shuts down.
+    ``stream_interval`` > 1 sends a completions stream's tokens in groups of that many (after
+    the first), as vLLM's ``--stream-interval``: fewer events per token, later tokens."""
+    if stream_interval < 1:
+        raise ValueError(f"stream_interval must be >= 1, not {stream_interval}")
+    state = ServerState(engine, codec or HarmonyCodec(), model_name, max_tokens=max_tokens,
+                        stream_interval=stream_interval)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -27,6 +27,7 @@ class ServerState:
     created: int = field(default_factory=lambda: int(time.time()))
     max_tokens: int = 2048  # default completion budget when a request names none
     in_flight: int = 0  # requests being answered (the health endpoint reports it)
+    stream_interval: int = 1  # tokens per completions SSE event (the first goes out alone)
 
 
 class ApiError(Exception):

@@ -91,9 +91,16 @@ async def _stream(state: ServerState, events: AsyncIterator[EngineEvent], reques
                   head: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
     last: Sequence[int] = ()
     delta = _DeltaEvents(state, head)
+    # Tokens not sent yet: with stream_interval > 1 they go out in groups (one event, one socket
+    # write and one client parse for several tokens); the first token is never held back.
+    held: list[int] = []
+    sent = False
     try:
         async for event in events:
             if isinstance(event, Finished):
+                if held:
+                    yield delta(held)
+                    held = []
                 choice = _choice(state, (), event, request.stop_tokens)
                 if event.reason is FinishReason.STOP and last and last[-1] in request.stop_tokens:
                     choice["stop_reason"] = last[-1]
@@ -103,9 +110,17 @@ async def _stream(state: ServerState, events: AsyncIterator[EngineEvent], reques
                         event.prompt_tokens, event.completion_tokens, event.reused_tokens)})
             else:
                 last = event.token_ids
+                if sent and (held or len(last) < state.stream_interval):
+                    held.extend(last)
+                    if len(held) < state.stream_interval:
+                        continue
+                    last, held = held, []
+                sent = True
                 yield delta(last)
     except EngineError as exc:
         log.warning("serve.engine_failed", error=str(exc))
+        if held:
+            yield delta(held)
         yield sse.error_event(str(exc))
     yield sse.DONE
 

@@ -107,3 +107,27 @@ async def test_agent_run_through_http() -> None:
     assert result.final_answer == "2 + 3 = 5"
     prompt = HarmonyCodec().decode(script.requests[1].prompt_tokens)
     assert "<|start|>functions.add to=assistant<|channel|>commentary<|message|>5<|end|>" in prompt
+
+
+def test_serve_demo_health_and_bad_stream_interval() -> None:
+    bad = subprocess.run([sys.executable, "-m", "agent", "serve", "demo", "--stream-interval", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and "--stream-interval must be >= 1" in bad.stderr
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "serve", "demo", "--port", str(port), "--stream-interval", "4"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"agent serve demo did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        assert health.json()["model"] == "demo"
+    finally:
+        proc.kill()
+        proc.wait()

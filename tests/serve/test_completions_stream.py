@@ -94,3 +94,30 @@ def test_delta_template_equals_the_plain_encoding() -> None:
     for ids in [(300,), (300,), (1, 2, 3), (200012,), (0xC3,), (10,), (9,)]:
         plain = sse.event(head | {"choices": [_choice(state, ids, None, frozenset())]})
         assert delta(ids) == plain
+
+
+async def test_stream_interval_groups_tokens(tiny_checkpoint: Path) -> None:
+    """With ``stream_interval=3`` the first token goes out alone, then groups of 3; the ids are
+    the same as unstreamed, and HttpEngine reads the groups back as the same sequence."""
+    engine = GptOssEngine.from_checkpoint(tiny_checkpoint, dtype=torch.float32, max_batch=4,
+                                          max_context=256)
+    body = {"prompt": [1, 2, 3, 4], "max_tokens": 8, "temperature": 0, "stream": True}
+    async with engine, running(build_app(engine, model_name="gpt-oss-tiny",
+                                         stream_interval=3)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            whole = (await client.post("/v1/completions", json=body | {"stream": False})).json()
+            sizes, ids = [], []
+            async with client.stream("POST", "/v1/completions", json=body) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: {"):
+                        got = json.loads(line[6:])["choices"][0]["token_ids"]
+                        if got:
+                            sizes.append(len(got))
+                            ids.extend(got)
+        async with HttpEngine(url + "/v1") as http:
+            request = EngineRequest((1, 2, 3, 4), sampling=SamplingParams(temperature=0,
+                                                                          max_tokens=8))
+            read = [t async for e in http.generate(request) if not isinstance(e, Finished)
+                    for t in e.token_ids]
+    assert ids == whole["choices"][0]["token_ids"] == read
+    assert sizes[0] == 1 and all(n <= 3 for n in sizes) and len(sizes) < len(ids)

@@ -3,7 +3,8 @@
 One worker thread owns the model, the KV cache and the scheduler and runs
 :meth:`EngineCore.step` while there is work. Requests cross into it through a thread-safe
 inbox; events come back through one bounded anyio memory stream per request, delivered on the
-requester's event loop (``anyio.from_thread.run_sync`` with that loop's token). Torch releases
+requester's event loop (``call_soon_threadsafe`` on asyncio, without waiting for it; trio:
+``anyio.from_thread.run_sync`` with that loop's token). Torch releases
 the GIL in its kernels, so the event loop stays responsive during a step.
 
 Example::
@@ -15,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections import defaultdict
@@ -29,9 +31,9 @@ import anyio.lowlevel
 import anyio.to_thread
 import structlog
 import torch
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from agent.engine.base import EngineEvent, EngineRequest, Finished
+from agent.engine.base import EngineEvent, EngineRequest, Finished, TokenDelta
 from agent.errors import EngineError
 
 from .core import CoreOptions, EngineCore
@@ -116,12 +118,22 @@ class GptOssEngine:
         rid = self._core.new_id()
         self._post(_Add(rid, request, _Sink(send, anyio.lowlevel.current_token())))
         finished = False
+        held: _Item | None = None  # taken from the stream by the merge below, not yet yielded
         try:
             async with receive:
-                async for item in receive:
+                while True:
+                    if held is not None:
+                        item, held = held, None
+                    else:
+                        try:
+                            item = await receive.receive()
+                        except anyio.EndOfStream:
+                            break
                     if isinstance(item, BaseException):
                         finished = True  # the worker already dropped the request
                         raise EngineError(f"the gpt-oss engine failed: {item}") from item
+                    if isinstance(item, TokenDelta):
+                        item, held = _merge_queued(item, receive)
                     finished = isinstance(item, Finished)
                     yield item
                     if finished:
@@ -200,13 +212,30 @@ class GptOssEngine:
                 del self._sinks[rid]
             by_loop[sink.token].append((rid, sink, item))
         for token, items in by_loop.items():
-            try:
-                gone = anyio.from_thread.run_sync(_push, items, token=token)
-            except RuntimeError:  # that event loop has ended: nobody is listening
-                gone = [rid for rid, _, _ in items]
+            loop = token.native_token
+            if isinstance(loop, asyncio.AbstractEventLoop):
+                # Fire and forget: the worker goes on to the next step while the loop delivers
+                # (a blocking hand-off made every step wait for a busy server loop's turn).
+                # The loop runs callbacks in order, so each request's events stay in order.
+                try:
+                    loop.call_soon_threadsafe(self._push_soon, items)
+                    continue
+                except RuntimeError:  # that event loop has ended: nobody is listening
+                    gone = [rid for rid, _, _ in items]
+            else:  # trio: its blocking hand-off
+                try:
+                    gone = anyio.from_thread.run_sync(_push, items, token=token)
+                except RuntimeError:
+                    gone = [rid for rid, _, _ in items]
             for rid in gone:
                 if self._sinks.pop(rid, None) is not None:
                     self._core.abort(rid)
+
+    def _push_soon(self, items: list[tuple[int, _Sink, _Item]]) -> None:
+        """:func:`_push` on the consumer's loop; a consumer that went away is aborted through
+        the inbox, as if its ``generate`` had been closed."""
+        for rid in _push(items):
+            self._post(_Abort(rid))
 
 
 def _push(items: list[tuple[int, _Sink, _Item]]) -> list[int]:
@@ -221,3 +250,24 @@ def _push(items: list[tuple[int, _Sink, _Item]]) -> list[int]:
         if isinstance(item, Finished | BaseException):
             sink.send.close()
     return gone
+
+
+def _merge_queued(delta: TokenDelta, receive: MemoryObjectReceiveStream[_Item]
+                  ) -> tuple[TokenDelta, _Item | None]:
+    """``delta`` joined with the deltas already queued behind it, and the first other item.
+
+    A consumer that fell behind (a busy server loop) then handles one event for several tokens
+    instead of one per token: per-event costs (an SSE event, a socket write, the client's parse)
+    shrink exactly when they are what holds it back. A consumer that keeps up sees one per step.
+    """
+    ids: list[int] | None = None
+    while True:
+        try:
+            item = receive.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            item = None
+        if not isinstance(item, TokenDelta):
+            return (delta if ids is None else TokenDelta(tuple(ids))), item
+        if ids is None:
+            ids = list(delta.token_ids)
+        ids.extend(item.token_ids)
