@@ -82,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK (40 ms on Linux) on every keep-alive request. Real servers don't.
     disable_nagle_algorithm = True
     pages: dict[str, tuple[str, bytes]] = {}
+    flaky_hits: dict[str, int] = {}  # /flaky requests per key (the site runs in one thread per request)
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
@@ -152,6 +153,16 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send(200, "text/html", body.encode())
 
+    def _flaky(self, query: dict[str, list[str]]) -> None:
+        """``?key=K&fail=N[&status=S][&wait=W]``: status S (503) for the first N requests of K."""
+        key = query.get("key", [""])[0]
+        self.flaky_hits[key] = self.flaky_hits.get(key, 0) + 1
+        if self.flaky_hits[key] <= int(query.get("fail", ["1"])[0]):
+            extra = {"Retry-After": query["wait"][0]} if "wait" in query else None
+            self._send(int(query.get("status", ["503"])[0]), "text/html", b"busy", extra)
+        else:
+            self._send(200, "text/html", b"<html><body><p>made it</p></body></html>")
+
     def _search(self, query: dict[str, list[str]]) -> None:
         """A SearXNG-style JSON search answering every query with two pages of the site."""
         q = query.get("q", [""])[0]
@@ -167,7 +178,8 @@ _REDIRECTS = {
     "/redirect": "/a", "/loop": "/loop", "/to-ten": "http://10.0.0.1/secret",
     "/to-file": "file:///etc/passwd",
 }
-_DYNAMIC = {"/slow": "_slow", "/slowloris": "_slowloris", "/leaky": "_leaky", "/search": "_search"}
+_DYNAMIC = {"/slow": "_slow", "/slowloris": "_slowloris", "/leaky": "_leaky", "/search": "_search",
+            "/flaky": "_flaky"}
 APP_JS = (
     b"document.addEventListener('DOMContentLoaded', () => {"
     b"document.getElementById('out').textContent += ' plus script text'; });"

@@ -119,3 +119,21 @@ async def test_record_then_replay_offline(site: str, tmp_path: Path) -> None:
         with pytest.raises(ToolError, match="no recorded answer"):
             await s.call(call("search", query="pears"))
     assert again == live
+
+
+async def test_plain_page_fetch_retries_server_errors(site: str, tmp_path: Path) -> None:
+    """A GET answered 429/5xx is asked again (twice, 0.25 s then 0.5 s); then the model hears it."""
+    async with BrowserToolkit(BrowserConfig(open="http")) as browser, \
+            browser.session(make_ctx(tmp_path)) as s:
+        page = await s.call(call("open", id=f"{site}/flaky?key=twice&fail=2"))
+        assert "made it" in page.text
+        page = await s.call(call("open", id=f"{site}/flaky?key=rate&fail=1&status=429&wait=0"))
+        assert "made it" in page.text
+        started = time.monotonic()
+        with pytest.raises(ToolError, match="HTTP 503"):
+            await s.call(call("open", id=f"{site}/flaky?key=thrice&fail=3"))
+        assert time.monotonic() - started >= 0.7  # it did wait and retry
+        started = time.monotonic()
+        with pytest.raises(ToolError, match="HTTP 503"):  # asks for 60 s: reported at once
+            await s.call(call("open", id=f"{site}/flaky?key=later&fail=1&wait=60"))
+        assert time.monotonic() - started < 0.5

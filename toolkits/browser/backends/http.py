@@ -17,6 +17,12 @@ from toolkits.browser.backends.base import (
     BackendError,
     BackendSession,
 )
+from toolkits.browser.backends.retry import (
+    RETRY_STATUSES,
+    RetryableError,
+    retry_after,
+    with_retries,
+)
 from toolkits.browser.convert import html_to_page, pdf_to_page, text_to_page
 from toolkits.browser.net import Fetched, fetch, policy_client
 from toolkits.browser.page import PageContents
@@ -91,10 +97,17 @@ async def to_page(fetched: Fetched, *, view_source: bool = False) -> PageContent
     )
 
 
+#: A page answering 429/5xx is asked again this many times (a GET is safe to repeat), after
+#: 0.25 s, then 0.5 s; a server asking to wait longer than 5 s is reported to the model instead.
+PAGE_RETRIES, PAGE_BACKOFF_S, PAGE_MAX_WAIT_S = 2, 0.25, 5.0
+
+
 class HttpSession(BackendSession):
-    def __init__(self, policy: BrowserPolicy) -> None:
+    def __init__(self, policy: BrowserPolicy, *, retries: int = PAGE_RETRIES,
+                 backoff_s: float = PAGE_BACKOFF_S) -> None:
         self._policy = policy
         self._client: httpx.AsyncClient | None = None
+        self._retries, self._backoff_s = retries, backoff_s
 
     async def fetch(self, url: str) -> PageContents:
         view_source = url.startswith(VIEW_SOURCE_PREFIX)
@@ -102,11 +115,20 @@ class HttpSession(BackendSession):
             url = url[len(VIEW_SOURCE_PREFIX):]
         if self._client is None:
             self._client = policy_client(self._policy)
-        fetched = await fetch(self._client, url, self._policy)
+        fetched = await with_retries(functools.partial(self._attempt, self._client, url),
+                                     retries=self._retries, backoff_s=self._backoff_s,
+                                     what="page", max_wait_s=PAGE_MAX_WAIT_S)
         page = await to_page(fetched, view_source=view_source)
         if view_source:
             return PageContents(VIEW_SOURCE_PREFIX + url, page.title, page.text, page.urls)
         return page
+
+    async def _attempt(self, client: httpx.AsyncClient, url: str) -> Fetched:
+        fetched = await fetch(client, url, self._policy)
+        if fetched.status in RETRY_STATUSES:
+            raise RetryableError(f"HTTP {fetched.status} for {fetched.url}",
+                                 retry_after=retry_after(fetched.headers))
+        return fetched
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -1,4 +1,5 @@
-"""Retries with exponential backoff for the search APIs (429 and 5xx answers, network errors)."""
+"""Retries with exponential backoff: the search APIs (429 and 5xx answers, network errors) and
+plain page fetches (429 and 5xx answers)."""
 
 from __future__ import annotations
 
@@ -49,11 +50,13 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 async def with_retries(
-    attempt: Callable[[], Awaitable[T]], *, retries: int, backoff_s: float, what: str
+    attempt: Callable[[], Awaitable[T]], *, retries: int, backoff_s: float, what: str,
+    max_wait_s: float = MAX_RETRY_AFTER_S,
 ) -> T:
     """Run ``attempt``; on RetryableError wait and try again, ``retries`` times.
 
-    The wait is ``backoff_s * 2**n``, or what the server asked for when that is longer.
+    The wait is ``backoff_s * 2**n``, or what the server asked for when that is longer; a
+    server asking for more than ``max_wait_s`` gets no retry.
 
     Raises:
         BackendError: the last attempt failed, or the server asked to wait too long.
@@ -62,7 +65,7 @@ async def with_retries(
         try:
             return await attempt()
         except RetryableError as exc:
-            if n == retries or (exc.retry_after or 0) > MAX_RETRY_AFTER_S:
+            if n == retries or (exc.retry_after or 0) > max_wait_s:
                 raise BackendError(exc.message) from exc
             delay = max(backoff_s * (2**n), exc.retry_after or 0)
             log.info("browser.api_retry", api=what, attempt=n + 1, delay_s=delay, error=exc.message)
