@@ -8,6 +8,7 @@ while the other side is measured. Printed: requests/s and tokens/s for each at
 concurrency 1 and 32, and the HTTP layer's overhead = 1 - http_tokens_per_s / inprocess_tokens_per_s.
 
     .venv/bin/python benchmarks/serve.py [--preset tiny] [--set hidden_size=512 ...]
+    .venv/bin/python benchmarks/serve.py --checkpoint agent/demo_model/checkpoint
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import httpx
 import torch
 
 from agent.engine.base import Engine, EngineRequest, Finished, SamplingParams
-from agent.engine.gptoss import GptOssEngine, write_random_checkpoint
+from agent.engine.gptoss import GptOssEngine, open_checkpoint, write_random_checkpoint
 from agent.engine.gptoss.random_checkpoint import _parse_set, preset
 from agent.engine.http import HttpEngine
 
@@ -118,11 +119,15 @@ def main() -> None:
     p.add_argument("--prompt-len", type=int, default=64)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--checkpoint", type=Path,
+                   help="a real checkpoint instead of a random one (e.g. agent/demo_model/checkpoint)")
     args = p.parse_args()
-    config = preset(args.preset, **_parse_set(args.set))
+    config = (open_checkpoint(args.checkpoint).config if args.checkpoint
+              else preset(args.preset, **_parse_set(args.set)))
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = write_random_checkpoint(Path(tmp) / "gpt-oss-bench", config)
-        print(f"checkpoint: preset={args.preset} {args.set} layers={config.num_hidden_layers} "
+        ckpt = args.checkpoint or write_random_checkpoint(Path(tmp) / "gpt-oss-bench", config)
+        print(f"checkpoint: {args.checkpoint or f'preset={args.preset} {args.set}'} "
+              f"layers={config.num_hidden_layers} "
               f"hidden={config.hidden_size} experts={config.num_experts} vocab={config.vocab_size}"
               f"; prompt={args.prompt_len} tokens, completion={args.max_tokens} tokens, greedy")
         print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, cpus={os.cpu_count()}"
