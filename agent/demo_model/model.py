@@ -44,6 +44,7 @@ DEMO_CONFIG = ModelConfig(
     swiglu_limit=7.0,
 )
 
+
 def fake_mxfp4(w: torch.Tensor) -> torch.Tensor:
     """``w`` rounded to MXFP4 (blocks of 32 along the last dim) with straight-through gradient:
     exactly what the export stores and the engine decodes."""
@@ -52,6 +53,8 @@ def fake_mxfp4(w: torch.Tensor) -> torch.Tensor:
     return w + (q - w).detach()
 
 
+# The engine's rms_norm/apply_rope hand CUDA tensors to Triton kernels that have no backward;
+# training keeps these two lines of plain PyTorch.
 def _rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
     xf = x.float()
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * scale).to(x.dtype)
