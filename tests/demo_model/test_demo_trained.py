@@ -61,7 +61,7 @@ def test_main_job_task_runs_with_the_docker_sandbox(needs_docker: None, tmp_path
     build_image()  # a no-op when the image exists
     done = subprocess.run(
         [sys.executable, "-m", "agent", "run", "--engine", "local:demo", "--tools", "python",
-         "--policy", "default", "What is 48213 × 377 − 59?"],
+         "--policy", "default", "--temperature", "0", "What is 48213 × 377 − 59?"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr
     assert str(48213 * 377 - 59) in done.stdout
