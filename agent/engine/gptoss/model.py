@@ -202,24 +202,45 @@ class GptOssModel:
         top_weights = torch.softmax(top_logits.float(), dim=-1).to(x.dtype)
         out = torch.zeros_like(x)
         hit = torch.unique(top_experts)  # sorted expert ids that at least one token chose
+        if self._dense_experts is not None and index >= 0:
+            # Already decoded: index the chosen experts in place, no copy per step.
+            experts = hit.tolist()
+            w1_all, w2_all = self._dense_experts[index]
+            self._run_experts(x, layer, experts, experts, w1_all, w2_all, top_experts,
+                              top_weights, out)
+            return out
         # Decode the chosen experts a group at a time: one dequantize call per group keeps the
         # Python overhead low, the byte budget keeps the transient copy small on big models.
         per_expert = (layer.mlp1_blocks[0].numel() + layer.mlp2_blocks[0].numel()) * 2 * x.element_size()
         group = max(1, _DEQUANT_BUDGET_BYTES // per_expert)
         for first in range(0, len(hit), group):
             ids = hit[first : first + group]
-            if self._dense_experts is not None and index >= 0:
-                w1s, w2s = (w[ids].to(x.dtype) for w in self._dense_experts[index])
-            else:
-                w1s = mxfp4.dequantize(layer.mlp1_blocks[ids], layer.mlp1_scales[ids], x.dtype)  # [g, 2I, H]
-                w2s = mxfp4.dequantize(layer.mlp2_blocks[ids], layer.mlp2_scales[ids], x.dtype)  # [g, H, I]
-            for j, e in enumerate(ids.tolist()):
-                tok, slot = torch.nonzero(top_experts == e, as_tuple=True)
-                hidden = F.linear(x[tok], w1s[j], layer.mlp1_bias[e])
-                hidden = swiglu(hidden, cfg.swiglu_alpha, cfg.swiglu_limit)
-                y = F.linear(hidden, w2s[j], layer.mlp2_bias[e])
-                out.index_add_(0, tok, y * top_weights[tok, slot, None])
+            w1s = mxfp4.dequantize(layer.mlp1_blocks[ids], layer.mlp1_scales[ids], x.dtype)  # [g, 2I, H]
+            w2s = mxfp4.dequantize(layer.mlp2_blocks[ids], layer.mlp2_scales[ids], x.dtype)  # [g, H, I]
+            experts = ids.tolist()  # w1s/w2s hold only this group: expert ids[j] is row j
+            self._run_experts(x, layer, experts, range(len(experts)), w1s, w2s, top_experts,
+                              top_weights, out)
         return out
+
+    def _run_experts(
+        self,
+        x: torch.Tensor,  # [T, H]
+        layer: LayerWeights,
+        experts: Sequence[int],  # expert ids to run
+        rows: Sequence[int],  # where each one's weights are in w1s/w2s
+        w1s: torch.Tensor,  # [*, 2I, H]
+        w2s: torch.Tensor,  # [*, H, I]
+        top_experts: torch.Tensor,  # [T, k]
+        top_weights: torch.Tensor,  # [T, k]
+        out: torch.Tensor,  # [T, H], accumulated into
+    ) -> None:
+        cfg = self.config
+        for e, row in zip(experts, rows, strict=True):
+            tok, slot = torch.nonzero(top_experts == e, as_tuple=True)
+            hidden = F.linear(x[tok], w1s[row], layer.mlp1_bias[e])
+            hidden = swiglu(hidden, cfg.swiglu_alpha, cfg.swiglu_limit)
+            y = F.linear(hidden, w2s[row], layer.mlp2_bias[e])
+            out.index_add_(0, tok, y * top_weights[tok, slot, None])
 
 
 def sequence_logits(model: GptOssModel, tokens: Sequence[int], *, chunk: int = 256) -> torch.Tensor:
