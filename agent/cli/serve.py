@@ -40,11 +40,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if str(args.checkpoint) == "demo" and not args.checkpoint.is_dir():
-        from agent.demo_model.shipped import demo_checkpoint
+    from agent.demo_model.shipped import checkpoint_dir
 
-        args.checkpoint = demo_checkpoint()
+    checkpoint = checkpoint_dir(args.checkpoint)
+    if checkpoint != args.checkpoint:  # the shipped demo model
         args.model_name = args.model_name or "demo"
+    args.checkpoint = checkpoint
     if args.stream_interval < 1:
         raise UserError(f"--stream-interval must be >= 1, not {args.stream_interval}")
     if not args.checkpoint.is_dir():

@@ -24,3 +24,9 @@ def demo_checkpoint() -> Path:
         raise UserError(f"the demo model is not installed ({', '.join(missing)} missing in "
                         f"{CHECKPOINT_DIR}); reinstall oss-agent with its package data")
     return CHECKPOINT_DIR
+
+
+def checkpoint_dir(path: Path) -> Path:
+    """``path``, or the shipped checkpoint when ``path`` is the word ``demo`` (and no folder of
+    that name exists): how ``--engine local:demo`` and ``agent serve demo`` name it."""
+    return demo_checkpoint() if str(path) == "demo" and not path.is_dir() else path

@@ -127,11 +127,9 @@ def engine_from_spec(spec: str, **settings: Any) -> Engine:
         completions, options = load_script(Path(rest).expanduser())
         return scripted_engine(completions, **{**options, **_pick("scripted", settings)})
     if kind == "local":
-        path = Path(rest).expanduser()
-        if rest == "demo" and not path.is_dir():
-            from agent.demo_model.shipped import demo_checkpoint
+        from agent.demo_model.shipped import checkpoint_dir
 
-            path = demo_checkpoint()
+        path = checkpoint_dir(Path(rest).expanduser())
         if not path.is_dir():
             raise UserError(f"engine spec {spec!r}: {path} is not a checkpoint folder")
         cls = _optional("agent.engine.gptoss", "GptOssEngine", "engine")
