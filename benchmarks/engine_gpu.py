@@ -128,7 +128,10 @@ def decode_step(model: GptOssModel, cache: KVCache, batch: int, context: int) ->
     for s in seqs:
         cache.reserve(s, context + 1)
     meta = cache.build_meta(seqs, [context] * batch, [1] * batch)
-    tokens = torch.randint(0, model.config.vocab_size, (batch, 1), device="cuda")
+    # Seeded: the tokens pick the experts, and at batch > 1 how many distinct experts a step
+    # reads, so every variant and every run times the same routing.
+    gen = torch.Generator().manual_seed(batch)
+    tokens = torch.randint(0, model.config.vocab_size, (batch, 1), generator=gen).cuda()
     last = torch.zeros(batch, dtype=torch.long, device="cuda")
     ms = time_ms(lambda: model.forward(tokens, meta, cache, last), iters=20 if batch <= 8 else 10)
 
@@ -156,28 +159,28 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
 
 
 # {"gemv2": False} is the previous GEMV and router (torch.topk) side by side with the new one.
+# Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning.
 TUNING_VARIANTS: list[dict[str, object]] = [
-    {}, {"gemv2": False},
-    {"gemv2_block_n2": 32},
-    {"gemv2_block_n1": 128, "gemv2_block_n2": 128, "gemv2_warps": 8},
-    {"gemv2_block_n1": 128, "gemv2_block_n2": 128, "gemv2_block_g": 4},
-    {"gemv2_block_n1": 128, "gemv2_block_n2": 128},
-    {"gemv2_block_n1": 128, "gemv2_block_n2": 64},
-    {"gemv2_block_g": 16, "gemv2_warps": 8},
-    {"gemv2_block_g": 32, "gemv2_block_n1": 32, "gemv2_block_n2": 32, "gemv2_warps": 8},
+    {}, {"gemv2_block_n1": 128, "gemv2_block_g": 8}, {"gemv_max_pairs": 16},
+    {"gemv2_block_n1": 128, "gemv2_block_g": 8, "gemv2_programs2_per_sm": 0},  # the previous default
+    {"gemv2_programs2_per_sm": 2}, {"linear.programs_per_sm": 2}, {"linear.enabled": False}, {},
 ]
 
 
 def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
-    """Whole-step time under other MoE GEMV launch shapes (graphs are re-captured for each)."""
+    """Whole-step time under other launch shapes of the MoE GEMV and the split-K linear layers
+    (graphs are re-captured for each)."""
     import dataclasses
 
+    from agent.engine.gptoss.kernels import linear as linear_mod
     from agent.engine.gptoss.kernels import moe as moe_mod
 
-    base = moe_mod.TUNING
-    say("MoE GEMV launch shapes, whole decode step (ms/step at batch 1 / batch 8):")
+    base_moe, base_linear = moe_mod.TUNING, linear_mod.TUNING
+    say("launch shapes, whole decode step (ms/step at batch 1 / batch 8):")
     for v in TUNING_VARIANTS:
-        moe_mod.TUNING = dataclasses.replace(base, **v)
+        lin = {k.removeprefix("linear."): x for k, x in v.items() if k.startswith("linear.")}
+        moe_mod.TUNING = dataclasses.replace(base_moe, **{k: x for k, x in v.items() if not k.startswith("linear.")})
+        linear_mod.TUNING = dataclasses.replace(base_linear, **lin)
         model._decode_graphs = None  # type: ignore[attr-defined]
         try:
             times = []
@@ -188,33 +191,41 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
             say(f"  {str(v or 'default'):<58} {times[0]:7.3f} / {times[1]:7.3f}")
         except Exception as exc:  # noqa: BLE001 - a shape that fails to compile is a result too
             say(f"  {v}: failed {exc!r}"[:200])
-    moe_mod.TUNING = base
+    moe_mod.TUNING, linear_mod.TUNING = base_moe, base_linear
     model._decode_graphs = None  # type: ignore[attr-defined]
 
 
 def bench_profile(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
-    """Where a batch-1 step's GPU time goes: kernels of one eager step (graph replays run the
-    same kernels back to back), grouped by name."""
+    """Where a step's GPU time goes at batch 1 and 8: kernels of one eager step (graph replays
+    run the same kernels back to back), grouped by name."""
+    for batch in (1, 8):
+        _profile_step(model, cache, args, batch)
+
+
+def _profile_step(model: GptOssModel, cache: KVCache, args: argparse.Namespace, batch: int) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     os.environ["OSS_AGENT_CUDA_GRAPHS"] = "0"
     try:
-        seqs = [cache.allocate()]
-        cache.reserve(seqs[0], args.context + 1)
-        meta = cache.build_meta(seqs, [args.context], [1])
-        tokens = torch.zeros(1, 1, dtype=torch.long, device="cuda")
-        last = torch.zeros(1, dtype=torch.long, device="cuda")
+        seqs = [cache.allocate() for _ in range(batch)]
+        for seq in seqs:
+            cache.reserve(seq, args.context + 1)
+        meta = cache.build_meta(seqs, [args.context] * batch, [1] * batch)
+        gen = torch.Generator().manual_seed(batch)  # the same tokens as decode_step's
+        tokens = torch.randint(0, model.config.vocab_size, (batch, 1), generator=gen).cuda()
+        last = torch.zeros(batch, dtype=torch.long, device="cuda")
         for _ in range(3):
             model.forward(tokens, meta, cache, last)
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             model.forward(tokens, meta, cache, last)
             torch.cuda.synchronize()
-        cache.free(seqs[0])
+        for seq in seqs:
+            cache.free(seq)
         events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" or e.self_device_time_total > 0]
         total = sum(e.self_device_time_total for e in events)
         launches = sum(e.count for e in events)
-        say(f"profile, one eager batch-1 step: {launches} kernels, {total / 1e3:.2f} ms of kernel time")
+        say(f"profile, one eager batch-{batch} step: {launches} kernels, {total / 1e3:.2f} ms of kernel time")
         for e in sorted(events, key=lambda e: -e.self_device_time_total)[:14]:
             say(f"  {e.self_device_time_total / 1e3:6.3f} ms {e.count:5d}x  {e.key[:70]}")
     except Exception as exc:  # noqa: BLE001 - diagnostics only

@@ -122,3 +122,101 @@ def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: in
     assert torch.allclose(weights, torch.softmax(top_logits.float(), -1), atol=1e-6)
     natural = (xn / X_SCALE).view(tokens, 90, 8, 4).transpose(2, 3).reshape(tokens, 2880)
     assert torch.equal(natural, x.float())
+
+
+@pytest.mark.parametrize(("tokens", "hidden", "inter"), [(1, 2880, 2880), (3, 512, 1024)])
+def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int) -> None:
+    """mlp2 cut along K (the decode layer's partial sums): the slices sum to the product."""
+    from agent.engine.gptoss.kernels import moe_gemv
+
+    gen = torch.Generator().manual_seed(7 + tokens)
+    mlp1 = random_experts(32, 2 * inter, hidden, gen)
+    mlp2 = random_experts(32, hidden, inter, gen)
+    x = torch.randn(tokens, hidden, generator=gen).to(torch.bfloat16).cuda()
+    logits = torch.randn(tokens, 32, generator=gen).to(torch.bfloat16).cuda()
+    experts, weights, xn = moe_gemv.route(logits, x, 4)
+    got = moe_gemv.moe_gemv(
+        xn, experts, weights, mlp1, mlp2, dtype=torch.bfloat16, alpha=1.702, limit=7.0,
+        block_n1=128, block_n2=128, block_g=8, warps=4, programs2=100_000, partials=True,
+    )  # fmt: skip
+    assert got.shape[1] > 4 * 2, "mlp2 was not sliced"
+    ref = moe_reference(x, experts, weights, mlp1, mlp2)
+    assert rel_err(got.sum(1), ref) < 1e-2
+
+
+@pytest.mark.parametrize(("rows", "n", "k"), [(1, 5120, 2880), (8, 2880, 4096), (16, 64, 512), (3, 200, 96)])
+def test_split_k_linear_matches_float64(rows: int, n: int, k: int) -> None:
+    """bf16 operands, float32 sums: the only error is float32 rounding (bound 1e-4)."""
+    from agent.engine.gptoss.kernels.linear import linear_partials
+
+    gen = torch.Generator().manual_seed(rows * n)
+    x = torch.randn(rows, k, generator=gen).to(torch.bfloat16).cuda()
+    w = (torch.randn(n, k, generator=gen) / math.sqrt(k)).to(torch.bfloat16).cuda()
+    bias = torch.randn(n, generator=gen).to(torch.bfloat16).cuda()
+    got = linear_partials(x, w, bias)
+    ref = x.double() @ w.double().T + bias.double()
+    assert got.dtype == torch.float32 and got.shape[0] == rows and got.shape[2] == n
+    assert rel_err(got.sum(1), ref) < 1e-4
+    assert rel_err(linear_partials(x, w, None).sum(1), ref - bias.double()) < 1e-4
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_qkv_epilogue_equals_rope_then_cache_write(parts: int) -> None:
+    """One launch (sum partials + bias, round, RoPE, cache write) gives what the separate steps
+    give: the projection rounded to bf16, then RoPE, then the cache write. v is copied bit for
+    bit; a rotated value may differ by one bf16 rounding of either product (the compiler may
+    fuse a product into the subtraction), so q and k are held to 2 ** -7 of the products."""
+    from agent.engine.gptoss.kernels.fused import qkv_rope_store, rope
+
+    gen = torch.Generator().manual_seed(parts)
+    b, s, hq, hkv, d = 2, 3, 64, 8, 64
+    width = (hq + 2 * hkv) * d
+    qkv = torch.randn(b * s, parts, width, generator=gen).cuda()
+    bias = torch.randn(width, generator=gen).to(torch.bfloat16).cuda()
+    table = torch.randn(b, s, 2, d // 2, generator=gen).to(torch.bfloat16).cuda()
+    cos, sin = table[:, :, None, 0], table[:, :, None, 1]
+    slots = torch.tensor([[5, 6, 7], [9, 10, 0]]).cuda()  # 0: a padded row's scratch slot
+    k_pool = torch.zeros(12, hkv, d, dtype=torch.bfloat16, device="cuda")
+    v_pool = torch.zeros_like(k_pool)
+    q = qkv_rope_store(qkv, bias, cos, sin, slots.flatten(), k_pool, v_pool, hq, torch.bfloat16)
+
+    total = qkv[:, 0]
+    for p in range(1, parts):
+        total = total + qkv[:, p]
+    full = (total + bias.float()).to(torch.bfloat16).view(b, s, width)
+    q_in, k_in, v_in = torch.split(full, [hq * d, hkv * d, hkv * d], dim=-1)
+
+    def rotated(x: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The RoPE kernel's result, and one rounding of either product as the tolerance."""
+        x = x.reshape(b, s, heads, d)
+        x1, x2 = x.float().chunk(2, dim=-1)
+        c, sn = cos.float(), sin.float()
+        tol = 2**-7 * torch.cat(((x1 * c).abs() + (x2 * sn).abs(), (x2 * c).abs() + (x1 * sn).abs()), -1)
+        return rope(x, cos, sin).float(), tol + 1e-6
+
+    live = slots.flatten() != 0
+    q_ref, q_tol = rotated(q_in, hq)
+    k_ref, k_tol = rotated(k_in, hkv)
+    k_ref, k_tol = k_ref.reshape(-1, hkv, d)[live], k_tol.reshape(-1, hkv, d)[live]
+    assert ((q.view(b, s, hq, d).float() - q_ref).abs() <= q_tol).all()
+    assert ((k_pool[slots.flatten()[live]].float() - k_ref).abs() <= k_tol).all()
+    v_want = torch.zeros_like(v_pool)
+    v_want[slots.flatten()[live]] = v_in.reshape(-1, hkv, d)[live]
+    assert torch.equal(v_pool[1:], v_want[1:])
+    written = k_pool[1:].abs().sum(dim=(1, 2)).ne(0)
+    assert int(written.sum()) == int(live.sum()), "keys written outside the tokens' slots"
+
+
+def test_router_sums_partial_logits_like_a_linear_layer() -> None:
+    """Partial sums ``[T, P, E]`` route exactly as their sum rounded to x's dtype does."""
+    from agent.engine.gptoss.kernels.moe_gemv import route
+
+    gen = torch.Generator().manual_seed(11)
+    parts = torch.randn(8, 5, 32, generator=gen).cuda()
+    x = torch.randn(8, 2880, generator=gen).to(torch.bfloat16).cuda()
+    summed = parts[:, 0]
+    for p in range(1, parts.shape[1]):  # the kernel's order, so float32 rounding agrees
+        summed = summed + parts[:, p]
+    summed = summed.to(torch.bfloat16)
+    for got, want in zip(route(parts, x, 4), route(summed, x, 4), strict=True):
+        assert torch.equal(got, want)

@@ -131,11 +131,13 @@ class GptOssModel:
         # Each residual add is fused with the norm after it (the next layer's, or the final one:
         # normalising every row and then picking rows equals picking and then normalising).
         h = rms_norm(x, layers[0].attn_norm if layers else w.norm, eps)
+        lengths: dict[str, torch.Tensor] = {}  # live key columns per layer type, counted once
         for i, layer in enumerate(layers):
             kind, k_pool, v_pool = cache.layer_pools(i)
             tmeta = meta.full if kind == "full" else meta.sliding
             window = cfg.sliding_window if kind == "sliding" else None
-            attn = self._attention(h, layer, cos, sin, meta.positions, tmeta, k_pool, v_pool, window)
+            attn = self._attention(h, layer, cos, sin, meta.positions, tmeta, k_pool, v_pool, window,
+                                   lengths, kind)  # fmt: skip
             x, h = add_rms_norm(x, attn, layer.mlp_norm, eps)
             out = self._moe(h.flatten(0, 1), layer, partials=True, index=i)
             next_norm = layers[i + 1].attn_norm if i + 1 < len(layers) else w.norm
@@ -155,24 +157,36 @@ class GptOssModel:
         k_pool: torch.Tensor,  # [slots, Hkv, D]
         v_pool: torch.Tensor,
         window: int | None,
+        lengths: dict[str, torch.Tensor] | None = None,
+        kind: str = "",
     ) -> torch.Tensor:
+        """Returns ``[B, S, H]``, or on the kernel path possibly float32 partial sums ``[B * S,
+        P, H]`` of the out projection (for :func:`add_rms_norm`)."""
         cfg = self.config
         b, s, _ = x.shape
         hq, hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        qkv = F.linear(x, layer.qkv_weight, layer.qkv_bias)
-        q, k, v = torch.split(qkv, [hq * d, hkv * d, hkv * d], dim=-1)
-        q = apply_rope(q.view(b, s, hq, d), cos, sin)
-        k = apply_rope(k.view(b, s, hkv, d), cos, sin)
-        # Write this step's keys first so a chunk attends to itself through the same path.
-        slots = meta.write_slots.flatten()
-        k_pool.index_copy_(0, slots, k.reshape(-1, hkv, d).to(k_pool.dtype))
-        v_pool.index_copy_(0, slots, v.reshape(-1, hkv, d).to(v_pool.dtype))
+        # Keys are written before attention reads so a chunk attends to itself through one path.
+        q = None
+        if kernels.available(x):  # [kernels hook] projection epilogue, RoPE, cache write: 1 launch
+            q = kernels.attention_inputs(x, layer, cos, sin, meta.write_slots, k_pool, v_pool, hq)
+        if q is None:
+            qkv = F.linear(x, layer.qkv_weight, layer.qkv_bias)
+            q, k, v = torch.split(qkv, [hq * d, hkv * d, hkv * d], dim=-1)
+            q = apply_rope(q.view(b, s, hq, d), cos, sin)
+            k = apply_rope(k.view(b, s, hkv, d), cos, sin)
+            slots = meta.write_slots.flatten()
+            k_pool.index_copy_(0, slots, k.reshape(-1, hkv, d).to(k_pool.dtype))
+            v_pool.index_copy_(0, slots, v.reshape(-1, hkv, d).to(v_pool.dtype))
         if s == 1 and kernels.available(x) and kernels.attention_ok(d):  # [kernels hook]
+            if lengths is None:
+                lengths = {}
+            if kind not in lengths:
+                lengths[kind] = kernels.live_lengths(meta.key_positions)
             out = kernels.attention_decode(
                 q[:, 0], k_pool, v_pool, meta.read_slots, meta.key_positions, positions[:, 0],
-                layer.sinks, window,
+                layer.sinks, window, lengths[kind],
             )  # fmt: skip
-            return F.linear(out.reshape(b, s, hq * d), layer.out_weight, layer.out_bias)
+            return kernels.attention_output(out.reshape(b * s, hq * d), layer)
         keys = k_pool[meta.read_slots].to(x.dtype)  # [B, L, Hkv, D]
         values = v_pool[meta.read_slots].to(x.dtype)
         q = q.view(b, s, hkv, hq // hkv, d)  # query head h uses kv head h // (Hq / Hkv)

@@ -92,6 +92,49 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return run(x, cos, sin)
 
 
+def attention_inputs(
+    x: torch.Tensor,  # [B, S, H]
+    layer: LayerWeights,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    slots: torch.Tensor,  # [B, S] cache slot per token
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    num_heads: int,
+) -> torch.Tensor | None:
+    """The qkv projection, RoPE and the cache write: q ``[B, S, Hq, D]``, or None when the
+    shapes don't fit the fused kernel (then the caller runs the plain path)."""
+    from .fused import qkv_rope_store, qkv_rope_store_ok
+    from .linear import linear_ok, linear_partials
+
+    if not qkv_rope_store_ok(k_pool.shape[2]):
+        return None
+    b, s, _ = x.shape
+    flat = x.reshape(b * s, -1)
+    if linear_ok(flat, layer.qkv_weight):  # decode: split-K partials, bias added by the epilogue
+        parts, bias = linear_partials(flat, layer.qkv_weight, None), layer.qkv_bias
+    else:
+        parts, bias = torch.nn.functional.linear(flat, layer.qkv_weight, layer.qkv_bias)[:, None], None
+    q = qkv_rope_store(parts, bias, cos, sin, slots.reshape(-1), k_pool, v_pool, num_heads, x.dtype)
+    return q.view(b, s, num_heads, -1)
+
+
+def attention_output(out: torch.Tensor, layer: LayerWeights) -> torch.Tensor:
+    """The out projection of ``out [T, Hq * D]``: ``[T, H]``, or at decode sizes float32 partial
+    sums ``[T, S, H]`` that :func:`add_rms_norm` sums (no reduction launch)."""
+    from .linear import linear_ok, linear_partials
+
+    if linear_ok(out, layer.out_weight):
+        return linear_partials(out, layer.out_weight, layer.out_bias)
+    return torch.nn.functional.linear(out, layer.out_weight, layer.out_bias)
+
+
+def live_lengths(key_positions: torch.Tensor) -> torch.Tensor:
+    from .attention import live_lengths as run
+
+    return run(key_positions)
+
+
 def attention_ok(head_dim: int) -> bool:
     # tl.dot needs an inner dimension of at least 16; arange needs a power of two.
     return head_dim >= 16 and head_dim & (head_dim - 1) == 0
@@ -106,8 +149,12 @@ def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partial
     k = cfg.experts_per_token
     if TUNING.gemv2 and x.shape[0] * k <= TUNING.gemv_max_pairs and gemv2_ok(x.shape[1], cfg.intermediate_size):
         from . import moe_gemv  # one router kernel: top-k, softmax, activations in nibble order
+        from .linear import linear_ok, linear_partials
 
-        logits = torch.nn.functional.linear(x, layer.gate_weight, layer.gate_bias)
+        if linear_ok(x, layer.gate_weight):  # partial sums, added up by the router kernel
+            logits = linear_partials(x, layer.gate_weight, layer.gate_bias)
+        else:
+            logits = torch.nn.functional.linear(x, layer.gate_weight, layer.gate_bias)
         experts, weights, xn = moe_gemv.route(logits, x, k)
         return gemv2(
             xn, experts, weights,
@@ -136,13 +183,14 @@ def attention_decode(
     positions: torch.Tensor,  # [B]
     sinks: torch.Tensor,
     window: int | None,
+    lengths: torch.Tensor | None = None,  # [B] live key columns (from :func:`live_lengths`)
 ) -> torch.Tensor:
     from .attention import decode_attention
 
-    return decode_attention(q, k_pool, v_pool, read_slots, key_positions, positions, sinks, window)
+    return decode_attention(q, k_pool, v_pool, read_slots, key_positions, positions, sinks, window, lengths)
 
 
 __all__ = [
-    "add_rms_norm", "attention_decode", "attention_ok", "available", "enabled", "graphed_decode", "graphs_ok",
-    "moe_layer", "rms_norm", "rope", "rope_ok",
+    "add_rms_norm", "attention_decode", "attention_inputs", "attention_ok", "attention_output", "available", "enabled", "graphed_decode", "graphs_ok",
+    "live_lengths", "moe_layer", "rms_norm", "rope", "rope_ok",
 ]  # fmt: skip

@@ -66,9 +66,11 @@ def add_rms_norm(
     x_out = torch.empty_like(flat)
     h_out = torch.empty_like(flat)
     block = triton.next_power_of_2(n)
+    # Many partial rows (split-K sums at batch 1) are latency-bound reads of one program: more
+    # warps keep more of them in flight.
+    warps = 16 if block >= 2048 and d_rows >= 8 else 8 if block >= 2048 else 4
     _add_rms_norm[(t,)](
-        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block,
-        num_warps=8 if block >= 2048 else 4,
+        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block, num_warps=warps,
     )  # fmt: skip
     return x_out.view(x.shape), h_out.view(x.shape)
 
@@ -120,3 +122,89 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         out, s, h, HALF=d // 2, BLOCK_H=block_h, num_warps=1 if h * d <= 1024 else 2,
     )  # fmt: skip
     return out
+
+
+@triton.jit
+def _qkv_rope_store(
+    qkv_ptr, bias_ptr,  # qkv [T, PARTS, (HQ + 2 HKV) * D] partial sums; bias [(HQ + 2 HKV) * D]
+    c_ptr, s_ptr, cs_b, cs_s,  # cos / sin [B, S, ., D/2], last dim contiguous
+    slots_ptr,  # [T] cache slot of each token
+    q_ptr, k_ptr, v_ptr,  # q out [T, HQ, D]; pools [slots, HKV, D]
+    S,
+    HQ: tl.constexpr, HKV: tl.constexpr, HALF: tl.constexpr, PARTS: tl.constexpr,
+    HAS_BIAS: tl.constexpr, BLOCK_H: tl.constexpr,
+):  # fmt: skip
+    tok = tl.program_id(0).to(tl.int64)
+    b = tok // S
+    s = tok % S
+    # Heads of the fused projection in order: HQ query, HKV key, HKV value heads.
+    h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    j = tl.arange(0, HALF)
+    NH: tl.constexpr = HQ + 2 * HKV
+    ok = (h < NH)[:, None]
+    col = h[:, None] * (2 * HALF) + j[None, :]
+    x1 = tl.zeros([BLOCK_H, HALF], dtype=tl.float32)
+    x2 = tl.zeros([BLOCK_H, HALF], dtype=tl.float32)
+    for p in tl.static_range(PARTS):
+        row = qkv_ptr + (tok * PARTS + p) * (NH * 2 * HALF) + col
+        x1 += tl.load(row, mask=ok, other=0.0).to(tl.float32)
+        x2 += tl.load(row + HALF, mask=ok, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        x1 += tl.load(bias_ptr + col, mask=ok, other=0.0).to(tl.float32)
+        x2 += tl.load(bias_ptr + col + HALF, mask=ok, other=0.0).to(tl.float32)
+    # The projection's output dtype, then the same rotation arithmetic as _rope.
+    x1 = x1.to(q_ptr.dtype.element_ty)
+    x2 = x2.to(q_ptr.dtype.element_ty)
+    cs = b * cs_b + s * cs_s + j
+    cos = tl.load(c_ptr + cs)[None, :]
+    sin = tl.load(s_ptr + cs)[None, :]
+    rotate = (h < HQ + HKV)[:, None]
+    o1 = tl.where(rotate, x1 * cos - x2 * sin, x1)
+    o2 = tl.where(rotate, x2 * cos + x1 * sin, x2)
+    slot = tl.load(slots_ptr + tok).to(tl.int64)
+    is_q = ok & (h < HQ)[:, None]
+    is_k = ok & ((h >= HQ) & (h < HQ + HKV))[:, None]
+    is_v = ok & (h >= HQ + HKV)[:, None]
+    q_dst = q_ptr + (tok * HQ + h[:, None]) * (2 * HALF) + j[None, :]
+    k_dst = k_ptr + (slot * HKV + (h[:, None] - HQ)) * (2 * HALF) + j[None, :]
+    v_dst = v_ptr + (slot * HKV + (h[:, None] - HQ - HKV)) * (2 * HALF) + j[None, :]
+    tl.store(q_dst, o1, mask=is_q)
+    tl.store(q_dst + HALF, o2, mask=is_q)
+    tl.store(k_dst, o1.to(k_ptr.dtype.element_ty), mask=is_k)
+    tl.store(k_dst + HALF, o2.to(k_ptr.dtype.element_ty), mask=is_k)
+    tl.store(v_dst, o1.to(v_ptr.dtype.element_ty), mask=is_v)
+    tl.store(v_dst + HALF, o2.to(v_ptr.dtype.element_ty), mask=is_v)
+
+
+def qkv_rope_store(
+    qkv: torch.Tensor,  # [T, P, (Hq + 2 Hkv) D]: P partial sums (float32), or P = 1 finished
+    bias: torch.Tensor | None,  # added to the sum (None: already in ``qkv``)
+    cos: torch.Tensor,  # [B, S, 1, D/2], T = B * S
+    sin: torch.Tensor,
+    slots: torch.Tensor,  # [T] cache slot per token
+    k_pool: torch.Tensor,  # [slots, Hkv, D]
+    v_pool: torch.Tensor,
+    num_heads: int,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The fused attention projection's epilogue in one launch: sum the partials (+ bias), round
+    to ``dtype``, rotate q and k, write k and v to their cache slots. Returns q ``[T, Hq, D]``."""
+    t, parts, width = qkv.shape
+    hkv, d = k_pool.shape[1], k_pool.shape[2]
+    b, s = cos.shape[0], cos.shape[1]
+    assert b * s == t and width == (num_heads + 2 * hkv) * d
+    assert sin.stride()[:2] == cos.stride()[:2], "cos and sin must be views of one table"
+    q = torch.empty(t, num_heads, d, device=qkv.device, dtype=dtype)
+    block_h = 16
+    _qkv_rope_store[(t, triton.cdiv(num_heads + 2 * hkv, block_h))](
+        qkv.contiguous(), bias if bias is not None else qkv, cos, sin, cos.stride(0), cos.stride(1),
+        slots.contiguous(), q, k_pool, v_pool, s,
+        HQ=num_heads, HKV=hkv, HALF=d // 2, PARTS=parts, HAS_BIAS=bias is not None, BLOCK_H=block_h,
+        num_warps=2,
+    )  # fmt: skip
+    return q
+
+
+def qkv_rope_store_ok(head_dim: int) -> bool:
+    half = head_dim // 2
+    return half >= 1 and half & (half - 1) == 0

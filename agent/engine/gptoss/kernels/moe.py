@@ -183,10 +183,16 @@ class MoeTuning:
     # 64/64 3.60 / 9.31; 64/32 3.69 / 11.58; 128/128 3.40 / 7.84 (250 registers, no spills; the
     # default since run 6 passed the GPU tests with it: 3.53 / 8.05); 128/64 3.59 / 8.34;
     # 128/128 with 8 warps 3.90 / 9.83.
-    gemv2_block_n1: int = 128  # mlp1 rows per program
+    # H200, 2026-11-30 (results_engine_gpu.txt run 7), with mlp2 sliced along K: 64 rows and 4
+    # groups per step measured 2.77 / 7.79 vs 128/128/8 at 3.11 / 8.47 in the same run (twice the
+    # mlp1 programs, fewer registers per thread: more warps resident per SM).
+    gemv2_block_n1: int = 64  # mlp1 rows per program
     gemv2_block_n2: int = 128  # mlp2 rows per program
-    gemv2_block_g: int = 8  # 32-value groups per loop step (4 int32 words each)
+    gemv2_block_g: int = 4  # 32-value groups per loop step (4 int32 words each)
     gemv2_warps: int = 4
+    # mlp2's K is sliced until its grid has about this many programs per SM (partial sums; only
+    # where the consumer sums them: the MoE layer inside the model).
+    gemv2_programs2_per_sm: int = 3
     # Whole-step H100 sweeps at 20b, batch 1: 4.02 ms (16, 16) vs 4.27 ms (32, 8); but 120b and
     # batch 8 measured 5-9% better with (32, 8) in the run before: retune per model when it matters.
     gemv_block_n: int = 16
@@ -223,6 +229,12 @@ def route(
     return top_experts.to(torch.int32), torch.softmax(top_logits.float(), dim=-1)
 
 
+def _sm_count(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 4  # the CPU interpreter: any small grid
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def gemv2_ok(hidden: int, inter: int) -> bool:
     return hidden % 32 == 0 and inter % 32 == 0
 
@@ -245,7 +257,7 @@ def gemv2(
     return moe_gemv.moe_gemv(
         xn, experts, weights, mlp1, mlp2, dtype=dtype, alpha=alpha, limit=limit,
         block_n1=tn.gemv2_block_n1, block_n2=tn.gemv2_block_n2, block_g=tn.gemv2_block_g,
-        warps=tn.gemv2_warps, partials=partials,
+        warps=tn.gemv2_warps, programs2=tn.gemv2_programs2_per_sm * _sm_count(xn.device), partials=partials,
     )  # fmt: skip
 
 

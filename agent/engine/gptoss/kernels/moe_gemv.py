@@ -45,13 +45,17 @@ def _nibble_order(i):
 
 @triton.jit
 def _route(
-    logits_ptr, x_ptr, experts_ptr, weights_ptr, xn_ptr,
+    logits_ptr, x_ptr, experts_ptr, weights_ptr, xn_ptr,  # logits [T, PARTS, E] partial sums
     E, H,
-    K: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr,
+    K: tl.constexpr, PARTS: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr,
 ):  # fmt: skip
     t = tl.program_id(0).to(tl.int64)
     e = tl.arange(0, BLOCK_E)
-    lg = tl.load(logits_ptr + t * E + e, mask=e < E, other=float("-inf")).to(tl.float32)
+    lg = tl.zeros([BLOCK_E], dtype=tl.float32)
+    for p in tl.static_range(PARTS):
+        lg += tl.load(logits_ptr + (t * PARTS + p) * E + e, mask=e < E, other=0.0).to(tl.float32)
+    # Rounded like the router's output in the PyTorch path (a linear layer in x's dtype).
+    lg = tl.where(e < E, lg.to(x_ptr.dtype.element_ty).to(tl.float32), float("-inf"))
     kk = tl.arange(0, BLOCK_K)
     top_v = tl.full([BLOCK_K], float("-inf"), tl.float32)
     top_i = tl.zeros([BLOCK_K], tl.int32)
@@ -75,8 +79,9 @@ def _gemv(
     x_ptr, x_stride,  # float32 activations [R, K] times X_SCALE, in nibble order
     words_ptr, scales_ptr, bias_ptr,  # [E, N, G, 4] int32, [E, N, G] u8, [E, N]
     experts_ptr, route_ptr,  # [P] expert per pair, [P] routing weight per pair
-    out_ptr, out_stride,  # [P, N / 2] in nibble order (SWIGLU) or [P, N]
+    out_ptr, out_stride,  # [P, N / 2] in nibble order (SWIGLU) or [P, SLICES, N]
     N, G, alpha, limit,  # G = K // 32
+    slice_words,  # int32 words of K per program along grid axis 2 (a multiple of 4 * BLOCK_G)
     X_DIV: tl.constexpr,  # input row = pair // X_DIV (top-k for mlp1, 1 for mlp2)
     SWIGLU: tl.constexpr,
     HIDDEN_DTYPE: tl.constexpr,  # the hidden vector is rounded to the activation dtype
@@ -85,6 +90,9 @@ def _gemv(
 ):  # fmt: skip
     pair = tl.program_id(0)
     nb = tl.program_id(1)
+    sl = tl.program_id(2)  # slice of K: partial sums, summed by the consumer (mlp2 only)
+    k_lo = sl * slice_words
+    k_hi = tl.minimum(k_lo + slice_words, G * 4)
     e = tl.load(experts_ptr + pair).to(tl.int64)
     row = pair // X_DIV
     rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -101,15 +109,15 @@ def _gemv(
     x_j = (j // 4) * 32 + j % 4  # word j's nibble-0 activation, in nibble order
     acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
     w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
-    ok = n_ok[:, None] & (j < G * 4)[None, :]
-    w_next = tl.load(w_e + w_off, mask=ok, other=0)
-    for w0 in range(0, G * 4, WORDS):
+    ok = n_ok[:, None] & ((k_lo + j) < k_hi)[None, :]
+    w_next = tl.load(w_e + w_off + k_lo, mask=ok, other=0)
+    for w0 in range(k_lo, k_hi, WORDS):
         # Issue the next step's weight loads before this step's arithmetic (twice the bytes in
         # flight per thread; the compiler does not pipeline loads that feed no dot).
-        j_ok = (w0 + j) < G * 4
+        j_ok = (w0 + j) < k_hi
         ok = n_ok[:, None] & j_ok[None, :]
         w = w_next
-        ok_next = n_ok[:, None] & ((w0 + WORDS + j) < G * 4)[None, :]
+        ok_next = n_ok[:, None] & ((w0 + WORDS + j) < k_hi)[None, :]
         w_next = tl.load(w_e + w_off + (w0 + WORDS), mask=ok_next, other=0)
         s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=ok, other=0)
         part = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
@@ -129,7 +137,7 @@ def _gemv(
             part += hi * x_hi[None, :]
         scale = ((s.to(tl.int32) + 26) << 23).to(tl.float32, bitcast=True)
         acc += part * scale
-    y = tl.sum(acc, axis=1) + tl.load(bias_ptr + e * N + rows, mask=n_ok, other=0.0).to(tl.float32)
+    y = tl.sum(acc, axis=1) + tl.load(bias_ptr + e * N + rows, mask=n_ok & (sl == 0), other=0.0).to(tl.float32)
     if SWIGLU:
         gate, lin = tl.split(tl.reshape(y, [BLOCK_N // 2, 2]))
         gate = tl.minimum(gate, limit)
@@ -141,15 +149,19 @@ def _gemv(
         tl.store(dest, h, mask=cols < N // 2)
     else:
         y = y * tl.load(route_ptr + pair).to(tl.float32)
-        tl.store(out_ptr + pair * out_stride + rows, y.to(out_ptr.dtype.element_ty), mask=n_ok)
+        dest = out_ptr + (pair * tl.num_programs(2) + sl) * out_stride + rows
+        tl.store(dest, y.to(out_ptr.dtype.element_ty), mask=n_ok)
 
 
 def route(
     logits: torch.Tensor, x: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Router logits ``[T, E]`` and ``x [T, H]`` -> experts ``[T, k]`` int32, softmax weights
-    ``[T, k]`` float32, and ``x`` in nibble order, float32 times ``X_SCALE`` (for :func:`moe_gemv`)."""
-    t, num_experts = logits.shape
+    """Router logits ``[T, E]`` (or float32 partial sums ``[T, P, E]``) and ``x [T, H]`` ->
+    experts ``[T, k]`` int32, softmax weights ``[T, k]`` float32, and ``x`` in nibble order,
+    float32 times ``X_SCALE`` (for :func:`moe_gemv`)."""
+    if logits.dim() == 2:
+        logits = logits[:, None]
+    t, parts, num_experts = logits.shape
     h = x.shape[1]
     experts = torch.empty(t, k, device=x.device, dtype=torch.int32)
     weights = torch.empty(t, k, device=x.device, dtype=torch.float32)
@@ -157,7 +169,7 @@ def route(
     block_h = triton.next_power_of_2(h)
     _route[(t,)](
         logits.contiguous(), x.contiguous(), experts, weights, xn, num_experts, h,
-        K=k, BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
+        K=k, PARTS=parts, BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
         BLOCK_H=block_h, num_warps=4 if block_h >= 2048 else 1,
     )  # fmt: skip
     return experts, weights, xn
@@ -177,10 +189,13 @@ def moe_gemv(
     block_n2: int,
     block_g: int,
     warps: int,
+    programs2: int = 0,
     partials: bool = False,
 ) -> torch.Tensor:
     """Each token through its top-k experts, weighted and summed: ``[T, H]`` in ``dtype``, or
-    with ``partials`` the float32 weighted outputs ``[T, k, H]`` before the sum."""
+    with ``partials`` float32 weighted partial sums ``[T, k * S, H]`` whose sum over dim 1 is
+    that (``S`` slices of mlp2's K, cut until mlp2's grid has about ``programs2`` programs:
+    at batch 1 its row tiles alone leave most SMs idle)."""
     t, k = experts.shape
     p = t * k
     b1, s1, bias1 = mlp1
@@ -191,18 +206,23 @@ def moe_gemv(
     flat = experts.reshape(-1).contiguous()
     route_w = weights.reshape(-1).contiguous()
     hidden = torch.empty(p, inter, device=xn.device, dtype=torch.float32)
-    y = torch.empty(p, h, device=xn.device, dtype=torch.float32)
     w1, w2 = b1.view(torch.int32), b2.view(torch.int32)  # [E, N, G, 4]
-    _gemv[(p, triton.cdiv(n1, block_n1))](
+    _gemv[(p, triton.cdiv(n1, block_n1), 1)](
         xn, xn.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
-        n1, h // 32, alpha, limit, X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=block_n1, BLOCK_G=block_g,
-        num_warps=warps,
+        n1, h // 32, alpha, limit, (h // 32) * 4, X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype],
+        BLOCK_N=block_n1, BLOCK_G=block_g, num_warps=warps,
     )  # fmt: skip
-    _gemv[(p, triton.cdiv(h, block_n2))](
-        hidden, hidden.stride(0), w2, s2, bias2, flat, route_w, y, y.stride(0),
-        h, inter // 32, alpha, limit, X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=block_n2, BLOCK_G=block_g,
-        num_warps=warps,
+    tiles2 = p * triton.cdiv(h, block_n2)
+    steps = triton.cdiv(inter // 32, block_g)  # loop steps along K
+    slices = max(1, min(steps, programs2 // tiles2)) if partials else 1
+    slice_groups = triton.cdiv(steps, slices) * block_g
+    slices = triton.cdiv(inter // 32, slice_groups)
+    y = torch.empty(p, slices, h, device=xn.device, dtype=torch.float32)
+    _gemv[(p, triton.cdiv(h, block_n2), slices)](
+        hidden, hidden.stride(0), w2, s2, bias2, flat, route_w, y, h,
+        h, inter // 32, alpha, limit, slice_groups * 4, X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype],
+        BLOCK_N=block_n2, BLOCK_G=block_g, num_warps=warps,
     )  # fmt: skip
     if partials:
-        return y.view(t, k, h)
-    return y.view(t, k, h).sum(1).to(dtype)
+        return y.view(t, k * slices, h)
+    return y.view(t, k * slices, h).sum(1).to(dtype)

@@ -1,0 +1,99 @@
+"""Linear layers for decode-sized batches (a few rows): split-K, partial sums left unreduced.
+
+At batch 1 the attention projections are matrix-vector products over 30 MB (qkv) and 24 MB
+(out) of bf16 weights per layer. Tiled along the output rows only, they make too few programs to
+keep every SM reading (qkv: 80 tiles of 64 rows for 132 SMs), and cuBLAS answers with split-K
+kernels plus a separate reduction launch. Here each program takes one row tile *and* one slice
+of K, so the grid fills the GPU, and writes float32 partial sums ``[M, S, N]``; the kernel that
+consumes the result (RoPE + cache write for qkv, residual add + RMSNorm for out) sums the ``S``
+slices while it loads them: no reduction launch and no bf16 round trip in between.
+
+The dot runs on tensor cores with the rows padded to 16 (the MMA's smallest M): the padding
+costs arithmetic, which a decode step has to spare, and no memory traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from .moe import _dot_dtype, _precision, _sm_count
+
+MAX_ROWS = 16  # one MMA tile of rows; larger batches go to cuBLAS
+
+
+@triton.jit
+def _linear_splitk(
+    x_ptr, w_ptr, bias_ptr, out_ptr,  # x [M, K], w [N, K], bias [N], out [M, S, N] float32
+    M, N, K, chunk,  # chunk: K columns per slice, a multiple of BLOCK_K
+    HAS_BIAS: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    nb = tl.program_id(0)
+    ks = tl.program_id(1)
+    slices = tl.num_programs(1)
+    n = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    m = tl.arange(0, BLOCK_M)
+    kk = tl.arange(0, BLOCK_K)
+    n_ok = n < N
+    m_ok = m < M
+    lo = ks * chunk
+    hi = tl.minimum(lo + chunk, K)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for k0 in range(lo, hi, BLOCK_K):
+        k = k0 + kk
+        k_ok = k < hi
+        x = tl.load(x_ptr + m[:, None] * K + k[None, :], mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+        w = tl.load(w_ptr + n[:, None].to(tl.int64) * K + k[None, :], mask=n_ok[:, None] & k_ok[None, :], other=0.0)
+        acc += tl.dot(x.to(DOT_DTYPE), tl.trans(w.to(DOT_DTYPE)), input_precision=PRECISION)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + n, mask=n_ok & (ks == 0), other=0.0).to(tl.float32)
+        acc += bias[None, :]
+    dest = out_ptr + (m[:, None] * slices + ks) * N + n[None, :]
+    tl.store(dest, acc, mask=m_ok[:, None] & n_ok[None, :])
+
+
+@dataclass(slots=True)
+class LinearTuning:
+    """Launch shape; the benchmark may swap in others (module-level ``TUNING``)."""
+
+    enabled: bool = True  # False: cuBLAS for every size (the benchmark's comparison)
+    block_n: int = 32  # H200 sweep (run 7): 32 rows 2.90 ms/step at batch 1, 64 rows 3.11
+    block_k: int = 128
+    programs_per_sm: int = 3  # K is sliced until the grid has about this many programs per SM
+    warps: int = 4
+    stages: int = 4
+
+
+TUNING = LinearTuning()
+
+
+def linear_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Does ``x [M, K] @ weight.T`` take :func:`linear_partials`? (few rows, aligned K)."""
+    return TUNING.enabled and x.dim() == 2 and x.shape[0] <= MAX_ROWS and weight.shape[1] % 16 == 0
+
+
+def linear_partials(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, tuning: LinearTuning | None = None
+) -> torch.Tensor:
+    """``x [M, K] @ weight.T + bias`` as float32 partial sums ``[M, S, N]`` over ``S`` slices of
+    K (bias in slice 0): their sum over dim 1 is the product."""
+    tn = tuning or TUNING
+    x = x.contiguous()
+    m, k = x.shape
+    n = weight.shape[0]
+    tiles = triton.cdiv(n, tn.block_n)
+    k_blocks = triton.cdiv(k, tn.block_k)
+    want = max(1, min(k_blocks, triton.cdiv(tn.programs_per_sm * _sm_count(x.device), tiles)))
+    chunk = triton.cdiv(k_blocks, want) * tn.block_k
+    slices = triton.cdiv(k, chunk)
+    out = torch.empty(m, slices, n, device=x.device, dtype=torch.float32)
+    _linear_splitk[(tiles, slices)](
+        x, weight, bias if bias is not None else weight, out, m, n, k, chunk,
+        HAS_BIAS=bias is not None, DOT_DTYPE=_dot_dtype(x.dtype), PRECISION=_precision(x.dtype),
+        BLOCK_M=MAX_ROWS, BLOCK_N=tn.block_n, BLOCK_K=tn.block_k, num_warps=tn.warps, num_stages=tn.stages,
+    )  # fmt: skip
+    return out
