@@ -159,12 +159,21 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
 
 
 # {"gemv2": False} is the previous GEMV and router (torch.topk) side by side with the new one.
-# Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning.
-TUNING_VARIANTS: list[dict[str, object]] = [
-    {}, {"gemv2_block_n1": 128, "gemv2_block_g": 8}, {"gemv_max_pairs": 16},
-    {"gemv2_block_n1": 128, "gemv2_block_g": 8, "gemv2_programs2_per_sm": 0},  # the previous default
-    {"gemv2_programs2_per_sm": 2}, {"linear.programs_per_sm": 2}, {"linear.enabled": False}, {},
-]
+def tuning_variants() -> list[dict[str, object]]:
+    """Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning.
+    (Imported here, not at the top: the previous code, timed with this script, lacks GemvShape.)"""
+    from agent.engine.gptoss.kernels.moe_gemv import GemvShape as S
+
+    return [
+        {},
+        {"gemv2_few": (S(64, 4, 4), S(128, 4, 4)), "gemv2_many": (S(64, 4, 4), S(128, 4, 4)),
+         "gemv2_programs2_per_sm": 3},  # run 9's shapes
+        {"gemv2_few": (S(32, 4, 2), S(128, 4, 4))},
+        {"gemv2_few": (S(64, 8, 2), S(64, 2, 2)), "gemv2_max_slices2": 8},
+        {"gemv2_programs2_per_sm": 3},
+        {"linear.programs_per_sm": 2},
+        {},
+    ]
 
 
 def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
@@ -177,7 +186,7 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
 
     base_moe, base_linear = moe_mod.TUNING, linear_mod.TUNING
     say("launch shapes, whole decode step (ms/step at batch 1 / batch 8):")
-    for v in TUNING_VARIANTS:
+    for v in tuning_variants():
         lin = {k.removeprefix("linear."): x for k, x in v.items() if k.startswith("linear.")}
         moe_mod.TUNING = dataclasses.replace(base_moe, **{k: x for k, x in v.items() if not k.startswith("linear.")})
         linear_mod.TUNING = dataclasses.replace(base_linear, **lin)

@@ -1,22 +1,31 @@
 """Kernel-level sweep on the GPU: MXFP4 MoE launch shapes and decode attention, at gpt-oss-20b's
 layer shape. Reports GB/s against the bytes each call must read; weights rotate over several
-layers' worth so that L2 (50 MB) cannot serve repeats.
+layers' worth so that L2 (50-60 MB) cannot serve repeats.
+
+``--gemv2`` sweeps the decode GEMV's two stages (mlp1, mlp2) separately over launch shapes and
+mlp2's K slices, at batch 1 and 8: each timing is one CUDA-graph replay of 24 launches over 24
+layers' worth of experts (Python launch overhead would otherwise dwarf 10-30 us kernels).
 
 Usage::
 
-    python benchmarks/engine_gpu_kernels.py
+    python benchmarks/engine_gpu_kernels.py [--gemv2]
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
+import triton
+import triton.language as tl
 import triton.testing
 
 from agent.engine.gptoss.kernels import moe as moe_mod
+from agent.engine.gptoss.kernels import moe_gemv
 from agent.engine.gptoss.kernels.attention import decode_attention
 
 E, H, INTER, K = 32, 2880, 2880, 4
@@ -49,7 +58,93 @@ def bench(fn, n: int) -> float:  # type: ignore[no-untyped-def]
     return float(triton.testing.do_bench(step, warmup=25, rep=150, return_mode="median"))
 
 
+def graph_us(fn, launches: int) -> float:  # type: ignore[no-untyped-def]
+    """Median microseconds per launch of ``fn`` (which makes ``launches`` launches) replayed
+    from a CUDA graph."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()  # compile outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    times = []
+    for _ in range(7):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[3] / launches * 1e3
+
+
+def gemv_stage(
+    x: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor, flat: torch.Tensor,
+    route_w: torch.Tensor, out: torch.Tensor, out_stride: int, shape: tuple[int, int, int], slices: int,
+    slice_steps: int, swiglu: bool,
+):  # type: ignore[no-untyped-def]
+    """A function launching one GEMV stage once per layer of ``blocks [L, E, N, G, 16]``."""
+    bn, bg, warps = shape
+    p, n, groups = flat.numel(), blocks.shape[2], blocks.shape[3]
+
+    def run() -> None:
+        for i in range(blocks.shape[0]):
+            moe_gemv._gemv[(p, triton.cdiv(n, bn), slices)](
+                x, x.stride(0), blocks[i].view(torch.int32), scales[i], bias[i], flat, route_w, out, out_stride,
+                n, groups, 1.702, 7.0, slice_steps, X_DIV=p // x.shape[0], SWIGLU=swiglu,
+                HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=bn, BLOCK_G=bg, num_warps=warps,
+            )  # fmt: skip
+
+    return run
+
+
+def sweep_gemv2() -> None:
+    """Both GEMV stages alone, per launch shape (rows / groups per step / warps) and slices."""
+    layers = 24
+    gen = torch.Generator(device="cuda").manual_seed(0)
+
+    def mx(n: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = torch.randint(0, 256, (layers, E, n, k // 32, 16), dtype=torch.uint8, device="cuda", generator=gen)
+        s = torch.randint(118, 124, b.shape[:-1], dtype=torch.uint8, device="cuda", generator=gen)
+        return b, s, torch.zeros(layers, E, n, device="cuda", dtype=torch.bfloat16)
+
+    mlp1, mlp2 = mx(2 * INTER, H), mx(H, INTER)
+    shapes = [s for s in itertools.product((32, 64, 128), (2, 4, 8), (2, 4, 8))
+              if 32 * s[2] <= s[0] * s[1] * 4 <= 64 * 32 * s[2]]  # fmt: skip
+    for tokens in (1, 8):
+        p = tokens * K
+        flat = torch.stack([torch.randperm(E, device="cuda", generator=gen)[:K] for _ in range(tokens)]).int().flatten()
+        distinct = flat.unique().numel()
+        route_w = torch.rand(p, device="cuda", generator=gen)
+        xn = torch.randn(tokens, H, device="cuda", generator=gen) * moe_gemv.X_SCALE
+        hidden = torch.randn(p, INTER, device="cuda", generator=gen) * moe_gemv.X_SCALE
+        rows = []
+        for shape in shapes:
+            out1 = torch.empty(p, INTER, device="cuda")
+            steps1 = triton.cdiv(H // 32, shape[1])
+            us = graph_us(gemv_stage(xn, *mlp1, flat, route_w, out1, INTER, shape, 1, steps1, True), layers)
+            rows.append(("mlp1", shape, 1, us, distinct * 2 * INTER * H * 17 / 32 / us / 1e3))
+            steps = triton.cdiv(INTER // 32, shape[1])
+            for want in (1, 2, 4, 8) if tokens == 1 else (1, 2):
+                slice_steps = triton.cdiv(steps, min(want, steps))
+                slices = triton.cdiv(steps, slice_steps)
+                out2 = torch.empty(p, slices, H, device="cuda")
+                run = gemv_stage(hidden, *mlp2, flat, route_w, out2, H, shape, slices, slice_steps, False)
+                us = graph_us(run, layers)
+                rows.append(("mlp2", shape, slices, us, distinct * H * INTER * 17 / 32 / us / 1e3))
+        for stage in ("mlp1", "mlp2"):
+            best = sorted((r for r in rows if r[0] == stage), key=lambda r: r[3])
+            print(f"== batch {tokens} {stage} ({distinct} distinct experts): best 8 of {len(best)}")  # noqa: T201
+            for _, shape, slices, us, gbs in best[:8]:
+                print(f"  {shape} slices={slices}  {us:7.1f} us  {gbs:6.0f} GB/s")  # noqa: T201
+
+
 def main() -> None:
+    if "--gemv2" in sys.argv:
+        sweep_gemv2()
+        return
     gen = torch.Generator(device="cuda").manual_seed(0)
     layers = experts_set(gen)
     base = moe_mod.MoeTuning()

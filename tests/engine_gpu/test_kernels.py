@@ -128,6 +128,7 @@ def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: in
 def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int) -> None:
     """mlp2 cut along K (the decode layer's partial sums): the slices sum to the product."""
     from agent.engine.gptoss.kernels import moe_gemv
+    from agent.engine.gptoss.kernels.moe_gemv import GemvShape
 
     gen = torch.Generator().manual_seed(7 + tokens)
     mlp1 = random_experts(32, 2 * inter, hidden, gen)
@@ -137,7 +138,7 @@ def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int
     experts, weights, xn = moe_gemv.route(logits, x, 4)
     got = moe_gemv.moe_gemv(
         xn, experts, weights, mlp1, mlp2, dtype=torch.bfloat16, alpha=1.702, limit=7.0,
-        block_n1=128, block_n2=128, block_g=8, warps=4, programs2=100_000, partials=True,
+        shape1=GemvShape(64, 8, 2), shape2=GemvShape(128, 4, 4), programs2=100_000, max_slices2=8, partials=True,
     )  # fmt: skip
     assert got.shape[1] > 4 * 2, "mlp2 was not sliced"
     ref = moe_reference(x, experts, weights, mlp1, mlp2)

@@ -29,6 +29,7 @@ import triton
 import triton.language as tl
 
 from . import moe_gemv
+from .moe_gemv import GemvShape
 
 LOG2E = 1.4426950408889634
 
@@ -179,20 +180,17 @@ class MoeTuning:
     gemv_max_pairs: int = 64  # up to this many (token, expert) pairs: one GEMV per pair
     # moe_gemv (v2, nibble-order activations, bit-built floats); False = the first GEMV below.
     gemv2: bool = True
-    # H100 whole-step sweeps, 20b batch 1 / 8 (ms, benchmarks/results_engine_gpu.txt run 5):
-    # 64/64 3.60 / 9.31; 64/32 3.69 / 11.58; 128/128 3.40 / 7.84 (250 registers, no spills; the
-    # default since run 6 passed the GPU tests with it: 3.53 / 8.05); 128/64 3.59 / 8.34;
-    # 128/128 with 8 warps 3.90 / 9.83.
-    # H200, 2026-11-30 (results_engine_gpu.txt run 7), with mlp2 sliced along K: 64 rows and 4
-    # groups per step measured 2.77 / 7.79 vs 128/128/8 at 3.11 / 8.47 in the same run (twice the
-    # mlp1 programs, fewer registers per thread: more warps resident per SM).
-    gemv2_block_n1: int = 64  # mlp1 rows per program
-    gemv2_block_n2: int = 128  # mlp2 rows per program
-    gemv2_block_g: int = 4  # 32-value groups per loop step (4 int32 words each)
-    gemv2_warps: int = 4
-    # mlp2's K is sliced until its grid has about this many programs per SM (partial sums; only
-    # where the consumer sums them: the MoE layer inside the model).
-    gemv2_programs2_per_sm: int = 3
+    # Launch shapes (mlp1, mlp2), for up to gemv2_few_pairs (token, expert) pairs and for more.
+    # H200 sweep of the two kernels alone, 20b shapes, 2026-11-30 (results_engine_gpu.txt run 10):
+    # batch 1 mlp1 64/8/2 29.1 us, mlp2 128/4/4 sliced 12.9 us; batch 8 mlp1 128/4/4 140 us
+    # (64/4/4: 166), mlp2 128/4/2 in 2 slices 72 us (1 slice: 91). Shapes are block_n/block_g/warps.
+    gemv2_few_pairs: int = 8
+    gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(64, 8, 2), GemvShape(128, 4, 4))
+    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(128, 4, 4), GemvShape(128, 4, 2))
+    # mlp2's K is sliced (at most gemv2_max_slices2 ways) until its grid has about this many
+    # programs per SM; partial sums, so only where the consumer sums them (the model's MoE).
+    gemv2_programs2_per_sm: int = 8
+    gemv2_max_slices2: int = 4
     # Whole-step H100 sweeps at 20b, batch 1: 4.02 ms (16, 16) vs 4.27 ms (32, 8); but 120b and
     # batch 8 measured 5-9% better with (32, 8) in the run before: retune per model when it matters.
     gemv_block_n: int = 16
@@ -254,10 +252,11 @@ def gemv2(
 ) -> torch.Tensor:
     """:func:`moe_gemv.moe_gemv` with this module's launch shapes; ``xn`` from ``moe_gemv.route``."""
     tn = tuning or TUNING
+    shape1, shape2 = tn.gemv2_few if experts.numel() <= tn.gemv2_few_pairs else tn.gemv2_many
     return moe_gemv.moe_gemv(
-        xn, experts, weights, mlp1, mlp2, dtype=dtype, alpha=alpha, limit=limit,
-        block_n1=tn.gemv2_block_n1, block_n2=tn.gemv2_block_n2, block_g=tn.gemv2_block_g,
-        warps=tn.gemv2_warps, programs2=tn.gemv2_programs2_per_sm * _sm_count(xn.device), partials=partials,
+        xn, experts, weights, mlp1, mlp2, dtype=dtype, alpha=alpha, limit=limit, shape1=shape1, shape2=shape2,
+        programs2=tn.gemv2_programs2_per_sm * _sm_count(xn.device), max_slices2=tn.gemv2_max_slices2,
+        partials=partials,
     )  # fmt: skip
 
 

@@ -28,6 +28,8 @@ fuses bias and the routing weight.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import triton
 import triton.language as tl
@@ -81,7 +83,7 @@ def _gemv(
     experts_ptr, route_ptr,  # [P] expert per pair, [P] routing weight per pair
     out_ptr, out_stride,  # [P, N / 2] in nibble order (SWIGLU) or [P, SLICES, N]
     N, G, alpha, limit,  # G = K // 32
-    slice_words,  # int32 words of K per program along grid axis 2 (a multiple of 4 * BLOCK_G)
+    slice_steps,  # loop steps (4 * BLOCK_G words each) of K per program along grid axis 2
     X_DIV: tl.constexpr,  # input row = pair // X_DIV (top-k for mlp1, 1 for mlp2)
     SWIGLU: tl.constexpr,
     HIDDEN_DTYPE: tl.constexpr,  # the hidden vector is rounded to the activation dtype
@@ -91,8 +93,10 @@ def _gemv(
     pair = tl.program_id(0)
     nb = tl.program_id(1)
     sl = tl.program_id(2)  # slice of K: partial sums, summed by the consumer (mlp2 only)
-    k_lo = sl * slice_words
-    k_hi = tl.minimum(k_lo + slice_words, G * 4)
+    # In whole steps, so that the compiler can prove the weight loads 16-byte aligned (it then
+    # gives each thread 4 consecutive words: one vector load).
+    k_lo = sl * slice_steps * (4 * BLOCK_G)
+    k_hi = tl.minimum(k_lo + slice_steps * (4 * BLOCK_G), G * 4)
     e = tl.load(experts_ptr + pair).to(tl.int64)
     row = pair // X_DIV
     rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -175,6 +179,15 @@ def route(
     return experts, weights, xn
 
 
+@dataclass(frozen=True, slots=True)
+class GemvShape:
+    """One launch shape of :func:`_gemv`."""
+
+    block_n: int  # weight rows per program
+    block_g: int  # 32-value groups per loop step (4 int32 words each)
+    warps: int
+
+
 def moe_gemv(
     xn: torch.Tensor,  # [T, H] from route(): nibble order, float32 times X_SCALE
     experts: torch.Tensor,  # [T, k] int32
@@ -185,17 +198,16 @@ def moe_gemv(
     dtype: torch.dtype,  # the activations' dtype: hidden vector rounding and the result
     alpha: float,
     limit: float,
-    block_n1: int,
-    block_n2: int,
-    block_g: int,
-    warps: int,
+    shape1: GemvShape,
+    shape2: GemvShape,
     programs2: int = 0,
+    max_slices2: int = 4,
     partials: bool = False,
 ) -> torch.Tensor:
     """Each token through its top-k experts, weighted and summed: ``[T, H]`` in ``dtype``, or
     with ``partials`` float32 weighted partial sums ``[T, k * S, H]`` whose sum over dim 1 is
-    that (``S`` slices of mlp2's K, cut until mlp2's grid has about ``programs2`` programs:
-    at batch 1 its row tiles alone leave most SMs idle)."""
+    that. ``S`` slices of mlp2's K (at most ``max_slices2``) bring mlp2's grid up to about
+    ``programs2`` programs: at batch 1 its row tiles alone leave most SMs idle."""
     t, k = experts.shape
     p = t * k
     b1, s1, bias1 = mlp1
@@ -207,21 +219,21 @@ def moe_gemv(
     route_w = weights.reshape(-1).contiguous()
     hidden = torch.empty(p, inter, device=xn.device, dtype=torch.float32)
     w1, w2 = b1.view(torch.int32), b2.view(torch.int32)  # [E, N, G, 4]
-    _gemv[(p, triton.cdiv(n1, block_n1), 1)](
+    _gemv[(p, triton.cdiv(n1, shape1.block_n), 1)](
         xn, xn.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
-        n1, h // 32, alpha, limit, (h // 32) * 4, X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype],
-        BLOCK_N=block_n1, BLOCK_G=block_g, num_warps=warps,
+        n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), X_DIV=k, SWIGLU=True,
+        HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g, num_warps=shape1.warps,
     )  # fmt: skip
-    tiles2 = p * triton.cdiv(h, block_n2)
-    steps = triton.cdiv(inter // 32, block_g)  # loop steps along K
-    slices = max(1, min(steps, programs2 // tiles2)) if partials else 1
-    slice_groups = triton.cdiv(steps, slices) * block_g
-    slices = triton.cdiv(inter // 32, slice_groups)
+    tiles2 = p * triton.cdiv(h, shape2.block_n)
+    steps = triton.cdiv(inter // 32, shape2.block_g)  # loop steps along K
+    slices = max(1, min(steps, max_slices2, triton.cdiv(programs2, tiles2))) if partials else 1
+    slice_steps = triton.cdiv(steps, slices)
+    slices = triton.cdiv(steps, slice_steps)
     y = torch.empty(p, slices, h, device=xn.device, dtype=torch.float32)
-    _gemv[(p, triton.cdiv(h, block_n2), slices)](
+    _gemv[(p, triton.cdiv(h, shape2.block_n), slices)](
         hidden, hidden.stride(0), w2, s2, bias2, flat, route_w, y, h,
-        h, inter // 32, alpha, limit, slice_groups * 4, X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype],
-        BLOCK_N=block_n2, BLOCK_G=block_g, num_warps=warps,
+        h, inter // 32, alpha, limit, slice_steps, X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype],
+        BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g, num_warps=shape2.warps,
     )  # fmt: skip
     if partials:
         return y.view(t, k * slices, h)
