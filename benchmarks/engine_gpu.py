@@ -168,10 +168,13 @@ def tuning_variants() -> list[dict[str, object]]:
         {},
         {"gemv2_few": (S(64, 4, 4), S(128, 4, 4)), "gemv2_many": (S(64, 4, 4), S(128, 4, 4)),
          "gemv2_programs2_per_sm": 3},  # run 9's shapes
-        {"gemv2_few": (S(32, 4, 2), S(128, 4, 4))},
-        {"gemv2_few": (S(64, 8, 2), S(64, 2, 2)), "gemv2_max_slices2": 8},
-        {"gemv2_programs2_per_sm": 3},
+        {"linear.enabled": False},
+        {"linear.block_n": 64},
+        {"linear.stages": 3},
+        {"linear.stages": 6},
         {"linear.programs_per_sm": 2},
+        {"linear.programs_per_sm": 6},
+        {"linear.block_k": 256, "linear.stages": 3},
         {},
     ]
 

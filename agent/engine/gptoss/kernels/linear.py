@@ -28,7 +28,7 @@ MAX_ROWS = 16  # one MMA tile of rows; larger batches go to cuBLAS
 @triton.jit
 def _linear_splitk(
     x_ptr, w_ptr, bias_ptr, out_ptr,  # x [M, K], w [N, K], bias [N], out [M, S, N] float32
-    M, N, K, chunk,  # chunk: K columns per slice, a multiple of BLOCK_K
+    M, N, K, slice_blocks,  # BLOCK_K-wide blocks of K per slice
     HAS_BIAS: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
@@ -40,8 +40,10 @@ def _linear_splitk(
     kk = tl.arange(0, BLOCK_K)
     n_ok = n < N
     m_ok = m < M
-    lo = ks * chunk
-    hi = tl.minimum(lo + chunk, K)
+    # In whole blocks, so that the compiler can prove every load 16-byte aligned (with a bare
+    # slice length it fell back to 2-byte loads and no asynchronous copies).
+    lo = ks * slice_blocks * BLOCK_K
+    hi = tl.minimum(lo + slice_blocks * BLOCK_K, K)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for k0 in range(lo, hi, BLOCK_K):
         k = k0 + kk
@@ -88,11 +90,11 @@ def linear_partials(
     tiles = triton.cdiv(n, tn.block_n)
     k_blocks = triton.cdiv(k, tn.block_k)
     want = max(1, min(k_blocks, triton.cdiv(tn.programs_per_sm * _sm_count(x.device), tiles)))
-    chunk = triton.cdiv(k_blocks, want) * tn.block_k
-    slices = triton.cdiv(k, chunk)
+    slice_blocks = triton.cdiv(k_blocks, want)
+    slices = triton.cdiv(k_blocks, slice_blocks)
     out = torch.empty(m, slices, n, device=x.device, dtype=torch.float32)
     _linear_splitk[(tiles, slices)](
-        x, weight, bias if bias is not None else weight, out, m, n, k, chunk,
+        x, weight, bias if bias is not None else weight, out, m, n, k, slice_blocks,
         HAS_BIAS=bias is not None, DOT_DTYPE=_dot_dtype(x.dtype), PRECISION=_precision(x.dtype),
         BLOCK_M=MAX_ROWS, BLOCK_N=tn.block_n, BLOCK_K=tn.block_k, num_warps=tn.warps, num_stages=tn.stages,
     )  # fmt: skip
