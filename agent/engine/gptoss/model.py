@@ -157,8 +157,8 @@ class GptOssModel:
         k_pool: torch.Tensor,  # [slots, Hkv, D]
         v_pool: torch.Tensor,
         window: int | None,
-        lengths: dict[str, torch.Tensor] | None = None,
-        kind: str = "",
+        lengths: dict[str, torch.Tensor],  # live key columns per layer kind, filled on first use
+        kind: str,  # "full" or "sliding"
     ) -> torch.Tensor:
         """Returns ``[B, S, H]``, or on the kernel path possibly float32 partial sums ``[B * S,
         P, H]`` of the out projection (for :func:`add_rms_norm`)."""
@@ -178,8 +178,6 @@ class GptOssModel:
             k_pool.index_copy_(0, slots, k.reshape(-1, hkv, d).to(k_pool.dtype))
             v_pool.index_copy_(0, slots, v.reshape(-1, hkv, d).to(v_pool.dtype))
         if s == 1 and kernels.available(x) and kernels.attention_ok(d):  # [kernels hook]
-            if lengths is None:
-                lengths = {}
             if kind not in lengths:
                 lengths[kind] = kernels.live_lengths(meta.key_positions)
             out = kernels.attention_decode(

@@ -191,6 +191,7 @@ def attention_decode(
 
 
 __all__ = [
-    "add_rms_norm", "attention_decode", "attention_inputs", "attention_ok", "attention_output", "available", "enabled", "graphed_decode", "graphs_ok",
-    "live_lengths", "moe_layer", "rms_norm", "rope", "rope_ok",
+    "add_rms_norm", "attention_decode", "attention_inputs", "attention_ok", "attention_output",
+    "available", "enabled", "graphed_decode", "graphs_ok", "live_lengths", "moe_layer", "rms_norm",
+    "rope", "rope_ok",
 ]  # fmt: skip
