@@ -28,6 +28,7 @@ class ServerState:
     max_tokens: int = 2048  # default completion budget when a request names none
     in_flight: int = 0  # requests being answered (the health endpoint reports it)
     stream_interval: int = 1  # tokens per completions SSE event (the first goes out alone)
+    token_texts: dict[int, bytes] = field(default_factory=dict)  # a token's JSON text, by id
 
 
 class ApiError(Exception):

@@ -134,19 +134,24 @@ class _DeltaEvents:
         self._state = state
         opening = sse.event(head | {"choices": [{"index": 0, "text": ""}]})
         self._prefix = opening[:opening.rindex(b'""}]}')]  # up to the text value
-        self._texts: dict[int, bytes] = {}  # one token's JSON text, by id (decoding is pure)
+        self._texts = state.token_texts
 
     def __call__(self, ids: Sequence[int]) -> bytes:
         if len(ids) == 1:
             text = self._texts.get(ids[0])
             if text is None:
-                text = self._texts[ids[0]] = _json(_text(self._state, ids))
+                text = _json(_text(self._state, ids))
+                if len(self._texts) < _TEXTS_MAX:
+                    self._texts[ids[0]] = text
         else:
             text = _json(_text(self._state, ids))
         return b"".join((self._prefix, text, b',"token_ids":[',
                          ",".join(map(str, ids)).encode(), _DELTA_END))
 
 
+# One token's JSON text, cached per server (decoding is pure): a stream's tokens are mostly
+# new to that stream, but not to the server. Bounded for vocabularies larger than usual.
+_TEXTS_MAX = 1 << 18
 _DELTA_END = b'],"logprobs":null,"finish_reason":null,"stop_reason":null}]}\n\n'
 
 
