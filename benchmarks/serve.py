@@ -17,6 +17,7 @@ import argparse
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,18 +93,28 @@ async def measure(args: argparse.Namespace, ckpt: Path, vocab: int) -> None:
                 await drive(local, reqs[:conc], conc)  # warm-up both sides
                 await drive(http, reqs[:conc], conc)
                 # The sides alternate within each repeat, so that load from other processes on
-                # the machine drifts over both alike; best of ``repeats`` for each.
+                # the machine drifts over both alike. Reported: best of ``repeats`` for each
+                # side, and the median of the repeats' paired ratios (each from two runs seconds
+                # apart: on a small shared machine the baseline itself swings by +-20% between
+                # minutes, which moves a ratio of bests more than the HTTP layer does).
                 best: dict[str, float] = {}
+                paired: list[float] = []
                 toks = 0
                 for _ in range(args.repeats):
+                    secs_of: dict[str, float] = {}
                     for side, engine in (("in-process", local), ("http", http)):
                         secs, toks = await drive(engine, reqs, conc)
+                        secs_of[side] = secs
                         best[side] = min(best.get(side, secs), secs)
+                    paired.append(1 - secs_of["in-process"] / secs_of["http"])
                 rates = {side: toks / secs for side, secs in best.items()}
                 for side, secs in best.items():
                     print(f"{conc:>11} {side:>10} {n:>8} {n / secs:>8.2f} {toks / secs:>9.1f}")
                 overhead = 1 - rates["http"] / rates["in-process"]
-                print(f"{conc:>11} {'overhead':>10} {'':>8} {'':>8} {overhead:>9.1%}")
+                print(f"{conc:>11} {'overhead':>10} {'':>8} {'':>8} {overhead:>9.1%}  (of the bests)")
+                spread = " ".join(f"{r:.1%}" for r in paired)
+                print(f"{conc:>11} {'overhead':>10} {'':>8} {'':>8} {statistics.median(paired):>9.1%}"
+                      f"  (median of {len(paired)} paired runs: {spread})")
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -115,7 +126,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
     p.add_argument("--rounds", type=int, default=2, help="requests = concurrency * rounds")
-    p.add_argument("--repeats", type=int, default=3, help="best of N runs (sides alternate)")
+    p.add_argument("--repeats", type=int, default=5, help="runs per side (sides alternate)")
     p.add_argument("--prompt-len", type=int, default=64)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--max-batch", type=int, default=32)
@@ -131,7 +142,7 @@ def main() -> None:
               f"hidden={config.hidden_size} experts={config.num_experts} vocab={config.vocab_size}"
               f"; prompt={args.prompt_len} tokens, completion={args.max_tokens} tokens, greedy")
         print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, cpus={os.cpu_count()}"
-              f"; http server: uvicorn {_http_impl()}; client: this process (HttpEngine, httpx)")
+              f"; http server: uvicorn {_http_impl()}; client: this process (HttpEngine)")
         print(f"load average before: {_load()}")
         anyio.run(measure, args, ckpt, config.vocab_size)
         print(f"load average after: {_load()}")
