@@ -55,9 +55,8 @@ def rope_tables(config: ModelConfig, max_positions: int, device: torch.device) -
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x [..., D]`` whose first and second halves form the pairs (gpt-oss convention)."""
-    if kernels.available(x) and kernels.rope_ok(x, cos):  # [kernels hook] one fused launch
-        return kernels.rope(x, cos, sin)
+    """Rotate ``x [..., D]`` whose first and second halves form the pairs (gpt-oss convention).
+    (On the kernel path RoPE runs inside ``kernels.attention_inputs``, fused with the projection.)"""
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 

@@ -80,18 +80,6 @@ def add_rms_norm(
     return run(x, delta, scale, eps)
 
 
-def rope_ok(x: torch.Tensor, cos: torch.Tensor) -> bool:
-    from .fused import rope_ok as ok
-
-    return ok(x, cos)
-
-
-def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    from .fused import rope as run
-
-    return run(x, cos, sin)
-
-
 def attention_inputs(
     x: torch.Tensor,  # [B, S, H]
     layer: LayerWeights,
@@ -193,5 +181,4 @@ def attention_decode(
 __all__ = [
     "add_rms_norm", "attention_decode", "attention_inputs", "attention_ok", "attention_output",
     "available", "enabled", "graphed_decode", "graphs_ok", "live_lengths", "moe_layer", "rms_norm",
-    "rope", "rope_ok",
 ]  # fmt: skip

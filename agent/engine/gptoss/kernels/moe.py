@@ -21,6 +21,7 @@ fuse bias and the routing weight. Token-slot sums happen in ``moe`` (``[T, k, H]
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -227,6 +228,7 @@ def route(
     return top_experts.to(torch.int32), torch.softmax(top_logits.float(), dim=-1)
 
 
+@functools.cache
 def _sm_count(device: torch.device) -> int:
     if device.type != "cuda":
         return 4  # the CPU interpreter: any small grid
