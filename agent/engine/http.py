@@ -157,7 +157,6 @@ class HttpEngine:
             limits=httpx.Limits(max_connections=None,
                                 max_keepalive_connections=64 // shards),
         ) for _ in range(shards)]
-        self._client = self._clients[0]  # requests other than streams
         self._streams = [0] * shards  # streams open in each pool
         self._wire = None if transport is not None else _wire_pool(
             self.base_url, sent, timeout=timeout, connect_timeout=min(timeout, 10.0))
