@@ -158,7 +158,7 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
     return out
 
 
-# {"gemv2": False} is the previous GEMV and router (torch.topk) side by side with the new one.
+# {"gemv_half": False, ...} is the previous GEMV (float32 products, its shapes) beside the new one.
 def tuning_variants() -> list[dict[str, object]]:
     """Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning.
     (Imported here, not at the top: the previous code, timed with this script, lacks GemvShape.)"""
@@ -166,15 +166,9 @@ def tuning_variants() -> list[dict[str, object]]:
 
     return [
         {},
-        {"gemv2_few": (S(64, 4, 4), S(128, 4, 4)), "gemv2_many": (S(64, 4, 4), S(128, 4, 4)),
-         "gemv2_programs2_per_sm": 3},  # run 9's shapes
-        {"linear.enabled": False},
-        {"linear.block_n": 64},
-        {"linear.stages": 3},
-        {"linear.stages": 6},
-        {"linear.programs_per_sm": 2},
-        {"linear.programs_per_sm": 6},
-        {"linear.block_k": 256, "linear.stages": 3},
+        {"gemv_half": False, "gemv2_few": (S(64, 8, 2), S(128, 4, 4)), "gemv2_many": (S(128, 4, 4), S(128, 4, 2))},
+        {"gemv2_few": (S(64, 8, 4), S(64, 8, 2))},
+        {"gemv2_few": (S(64, 8, 2), S(64, 8, 2))},
         {},
     ]
 

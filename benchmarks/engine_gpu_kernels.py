@@ -29,6 +29,8 @@ from agent.engine.gptoss.kernels import moe_gemv
 from agent.engine.gptoss.kernels.attention import decode_attention
 
 E, H, INTER, K = 32, 2880, 2880, 4
+# float32 products, timed beside half products: the shapes MoeTuning used for them
+FLOAT32_SHAPES = [(64, 8, 2), (128, 4, 4), (128, 4, 2)]
 LAYERS = 6
 
 
@@ -83,18 +85,22 @@ def graph_us(fn, launches: int) -> float:  # type: ignore[no-untyped-def]
 def gemv_stage(
     x: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor, flat: torch.Tensor,
     route_w: torch.Tensor, out: torch.Tensor, out_stride: int, shape: tuple[int, int, int], slices: int,
-    slice_steps: int, swiglu: bool,
+    slice_steps: int, swiglu: bool, half: bool,
 ):  # type: ignore[no-untyped-def]
-    """A function launching one GEMV stage once per layer of ``blocks [L, E, N, G, 16]``."""
+    """A function launching one GEMV stage once per layer of ``blocks [L, E, N, G, 16]``
+    (``half``: ``x`` is int32 fp16 pairs, ``out`` fp16 for mlp1)."""
     bn, bg, warps = shape
     p, n, groups = flat.numel(), blocks.shape[2], blocks.shape[3]
+    exps = torch.zeros(x.shape[0], dtype=torch.int32, device=x.device)
+    x_exp = 0 if half else moe_gemv.X_EXP
 
     def run() -> None:
         for i in range(blocks.shape[0]):
             moe_gemv._gemv[(p, triton.cdiv(n, bn), slices)](
                 x, x.stride(0), blocks[i].view(torch.int32), scales[i], bias[i], flat, route_w, out, out_stride,
-                n, groups, 1.702, 7.0, slice_steps, X_DIV=p // x.shape[0], SWIGLU=swiglu,
-                HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=bn, BLOCK_G=bg, num_warps=warps,
+                n, groups, 1.702, 7.0, slice_steps, exps, x_exp, 512.0, X_DIV=p // x.shape[0], SWIGLU=swiglu,
+                HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=bn, BLOCK_G=bg, HALF=half, ROW_EXP=half and swiglu,
+                num_warps=warps,
             )  # fmt: skip
 
     return run
@@ -118,26 +124,32 @@ def sweep_gemv2() -> None:
         flat = torch.stack([torch.randperm(E, device="cuda", generator=gen)[:K] for _ in range(tokens)]).int().flatten()
         distinct = flat.unique().numel()
         route_w = torch.rand(p, device="cuda", generator=gen)
-        xn = torch.randn(tokens, H, device="cuda", generator=gen) * moe_gemv.X_SCALE
-        hidden = torch.randn(p, INTER, device="cuda", generator=gen) * moe_gemv.X_SCALE
         rows = []
-        for shape in shapes:
-            out1 = torch.empty(p, INTER, device="cuda")
+        for half, shape in [(True, s) for s in shapes] + [(False, s) for s in FLOAT32_SHAPES]:
+            if half:
+                xn = (1000 * torch.randn(tokens, H, device="cuda", generator=gen)).half().view(torch.int32)
+                hidden = (1000 * torch.randn(p, INTER, device="cuda", generator=gen)).half().view(torch.int32)
+                out1 = torch.empty(p, INTER, device="cuda", dtype=torch.float16)
+            else:
+                xn = torch.randn(tokens, H, device="cuda", generator=gen) * moe_gemv.X_SCALE
+                hidden = torch.randn(p, INTER, device="cuda", generator=gen) * moe_gemv.X_SCALE
+                out1 = torch.empty(p, INTER, device="cuda")
+            mode = "half" if half else "float32"
             steps1 = triton.cdiv(H // 32, shape[1])
-            us = graph_us(gemv_stage(xn, *mlp1, flat, route_w, out1, INTER, shape, 1, steps1, True), layers)
-            rows.append(("mlp1", shape, 1, us, distinct * 2 * INTER * H * 17 / 32 / us / 1e3))
+            us = graph_us(gemv_stage(xn, *mlp1, flat, route_w, out1, INTER, shape, 1, steps1, True, half), layers)
+            rows.append(("mlp1", mode, shape, 1, us, distinct * 2 * INTER * H * 17 / 32 / us / 1e3))
             steps = triton.cdiv(INTER // 32, shape[1])
             for want in (1, 2, 4, 8) if tokens == 1 else (1, 2):
                 slice_steps = triton.cdiv(steps, min(want, steps))
                 slices = triton.cdiv(steps, slice_steps)
                 out2 = torch.empty(p, slices, H, device="cuda")
-                run = gemv_stage(hidden, *mlp2, flat, route_w, out2, H, shape, slices, slice_steps, False)
+                run = gemv_stage(hidden, *mlp2, flat, route_w, out2, H, shape, slices, slice_steps, False, half)
                 us = graph_us(run, layers)
-                rows.append(("mlp2", shape, slices, us, distinct * H * INTER * 17 / 32 / us / 1e3))
-        for stage in ("mlp1", "mlp2"):
-            best = sorted((r for r in rows if r[0] == stage), key=lambda r: r[3])
-            print(f"== batch {tokens} {stage} ({distinct} distinct experts): best 8 of {len(best)}")  # noqa: T201
-            for _, shape, slices, us, gbs in best[:8]:
+                rows.append(("mlp2", mode, shape, slices, us, distinct * H * INTER * 17 / 32 / us / 1e3))
+        for stage, mode in itertools.product(("mlp1", "mlp2"), ("half", "float32")):
+            best = sorted((r for r in rows if r[:2] == (stage, mode)), key=lambda r: r[4])
+            print(f"== batch {tokens} {stage} {mode} ({distinct} distinct experts): best 8 of {len(best)}")  # noqa: T201
+            for _, _, shape, slices, us, gbs in best[:8]:
                 print(f"  {shape} slices={slices}  {us:7.1f} us  {gbs:6.0f} GB/s")  # noqa: T201
 
 

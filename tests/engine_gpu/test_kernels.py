@@ -108,25 +108,41 @@ def test_decode_attention_matches_float64(lengths: list[int], window: int | None
             assert rel_err(got[i], ref[i]) < 2e-2
 
 
+@pytest.mark.parametrize("half", [False, True])
 @pytest.mark.parametrize(("tokens", "num_experts", "k"), [(1, 32, 4), (8, 128, 4), (3, 8, 2)])
-def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: int) -> None:
+def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: int, half: bool) -> None:
     from agent.engine.gptoss.kernels.moe_gemv import X_SCALE, route
 
     gen = torch.Generator().manual_seed(tokens + num_experts)
     logits = torch.randn(tokens, num_experts, generator=gen).to(torch.bfloat16).cuda()
-    x = torch.randn(tokens, 2880, generator=gen).to(torch.bfloat16).cuda()
-    experts, weights, xn = route(logits, x, k)
+    # Tokens of very different sizes: each gets its own power-of-two scale for half products.
+    size = 2.0 ** torch.arange(-6, 3 * tokens - 6, 3, dtype=torch.float32)[:tokens, None]
+    x = (torch.randn(tokens, 2880, generator=gen) * size).to(torch.bfloat16).cuda()
+    experts, weights, xn = route(logits, x, k, half=half)
     top_logits, _ = torch.topk(logits, k, dim=-1)
     # Compare chosen logits, not ids: bf16 logits can tie, and any of the tied experts is right.
     assert torch.equal(logits.gather(1, experts.long()), top_logits)
     assert torch.allclose(weights, torch.softmax(top_logits.float(), -1), atol=1e-6)
-    natural = (xn / X_SCALE).view(tokens, 90, 8, 4).transpose(2, 3).reshape(tokens, 2880)
-    assert torch.equal(natural, x.float())
+    if not half:
+        natural = (xn.values / X_SCALE).view(tokens, 90, 8, 4).transpose(2, 3).reshape(tokens, 2880)
+        assert xn.exps is None and torch.equal(natural, x.float())
+        return
+    # Pair order: value q of word w is the (q // 4) half of pair q % 4 of that word.
+    i = torch.arange(2880)
+    w, q = i // 8, i % 8
+    natural = xn.values[:, (((w // 4) * 16 + (q % 4) * 4 + w % 4) * 2 + q // 4).cuda()].float()
+    e = xn.exps.long()
+    top = x.float().abs().amax(1)
+    assert torch.equal(e, torch.floor(torch.log2(top)).long()), "e = floor(log2(max |x|))"
+    assert torch.equal(natural, x.float() * torch.exp2(14.0 - e.float())[:, None])  # bf16 fits fp16 exactly
+    assert (natural.abs().amax(1) < 2**15).all()
 
 
+@pytest.mark.parametrize("half", [False, True])
 @pytest.mark.parametrize(("tokens", "hidden", "inter"), [(1, 2880, 2880), (3, 512, 1024)])
-def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int) -> None:
-    """mlp2 cut along K (the decode layer's partial sums): the slices sum to the product."""
+def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int, half: bool) -> None:
+    """mlp2 cut along K (the decode layer's partial sums): the slices sum to the product, with
+    float32 or half (fp16) products alike."""
     from agent.engine.gptoss.kernels import moe_gemv
     from agent.engine.gptoss.kernels.moe_gemv import GemvShape
 
@@ -135,7 +151,7 @@ def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int
     mlp2 = random_experts(32, hidden, inter, gen)
     x = torch.randn(tokens, hidden, generator=gen).to(torch.bfloat16).cuda()
     logits = torch.randn(tokens, 32, generator=gen).to(torch.bfloat16).cuda()
-    experts, weights, xn = moe_gemv.route(logits, x, 4)
+    experts, weights, xn = moe_gemv.route(logits, x, 4, half=half)
     got = moe_gemv.moe_gemv(
         xn, experts, weights, mlp1, mlp2, dtype=torch.bfloat16, alpha=1.702, limit=7.0,
         shape1=GemvShape(64, 8, 2), shape2=GemvShape(128, 4, 4), programs2=100_000, max_slices2=8, partials=True,
@@ -219,5 +235,34 @@ def test_router_sums_partial_logits_like_a_linear_layer() -> None:
     for p in range(1, parts.shape[1]):  # the kernel's order, so float32 rounding agrees
         summed = summed + parts[:, p]
     summed = summed.to(torch.bfloat16)
-    for got, want in zip(route(parts, x, 4), route(summed, x, 4), strict=True):
-        assert torch.equal(got, want)
+    for half in (False, True):
+        (e1, w1, x1), (e2, w2, x2) = route(parts, x, 4, half=half), route(summed, x, 4, half=half)
+        assert torch.equal(e1, e2) and torch.equal(w1, w2) and torch.equal(x1.values, x2.values)
+
+
+@pytest.mark.parametrize("tokens", [1, 8])
+def test_half_products_as_accurate_as_float32(tokens: int) -> None:
+    """The decode GEMV's fp16 products (bf16 models) and its float32 products against float64
+    (hidden vector rounded to bf16 as both do): float32 products leave only float32 rounding;
+    fp16 ones stay within one bf16 rounding (2 ** -9), mostly from hidden values whose bf16
+    rounding flips (H200: 1.1e-3 and 1.2e-3 relative at batch 1 and 8)."""
+    from agent.engine.gptoss.kernels import moe_gemv
+    from agent.engine.gptoss.kernels.moe_gemv import GemvShape
+
+    gen = torch.Generator().manual_seed(20 + tokens)
+    mlp1 = random_experts(32, 2 * 2880, 2880, gen)
+    mlp2 = random_experts(32, 2880, 2880, gen)
+    x = (3 * torch.randn(tokens, 2880, generator=gen)).to(torch.bfloat16).cuda()
+    logits = torch.randn(tokens, 32, generator=gen).to(torch.bfloat16).cuda()
+    errors = []
+    for half in (False, True):
+        experts, weights, xn = moe_gemv.route(logits, x, 4, half=half)
+        got = moe_gemv.moe_gemv(
+            xn, experts, weights, mlp1, mlp2, dtype=torch.bfloat16, alpha=1.702, limit=7.0,
+            shape1=GemvShape(64, 8, 2), shape2=GemvShape(128, 4, 4), partials=True,
+        )  # fmt: skip
+        errors.append(rel_err(got.sum(1), moe_reference(x, experts, weights, mlp1, mlp2)))
+    e_f32, e_half = errors
+    assert e_f32 < 1e-5, f"float32 products {e_f32:.2e}"
+    assert e_half < 2**-9, f"half products {e_half:.2e}"
+

@@ -143,7 +143,8 @@ def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partial
             logits = linear_partials(x, layer.gate_weight, layer.gate_bias)
         else:
             logits = torch.nn.functional.linear(x, layer.gate_weight, layer.gate_bias)
-        experts, weights, xn = moe_gemv.route(logits, x, k)
+        half = TUNING.gemv_half and moe_gemv.half_ok(x, cfg.swiglu_alpha, cfg.swiglu_limit)
+        experts, weights, xn = moe_gemv.route(logits, x, k, half=half)
         return gemv2(
             xn, experts, weights,
             (layer.mlp1_blocks, layer.mlp1_scales, layer.mlp1_bias),

@@ -30,7 +30,7 @@ import triton
 import triton.language as tl
 
 from . import moe_gemv
-from .moe_gemv import GemvShape
+from .moe_gemv import GemvInput, GemvShape
 
 LOG2E = 1.4426950408889634
 
@@ -181,13 +181,16 @@ class MoeTuning:
     gemv_max_pairs: int = 64  # up to this many (token, expert) pairs: one GEMV per pair
     # moe_gemv (v2, nibble-order activations, bit-built floats); False = the first GEMV below.
     gemv2: bool = True
+    gemv_half: bool = True  # half products where moe_gemv.half_ok allows (False: float32 always)
     # Launch shapes (mlp1, mlp2), for up to gemv2_few_pairs (token, expert) pairs and for more.
-    # H200 sweep of the two kernels alone, 20b shapes, 2026-11-30 (results_engine_gpu.txt run 10):
-    # batch 1 mlp1 64/8/2 29.1 us, mlp2 128/4/4 sliced 12.9 us; batch 8 mlp1 128/4/4 140 us
-    # (64/4/4: 166), mlp2 128/4/2 in 2 slices 72 us (1 slice: 91). Shapes are block_n/block_g/warps.
+    # H200 sweep of the two kernels alone, 20b shapes, half products (results_engine_gpu.txt
+    # run 13): batch 1 mlp1 32/8/2 20.3 us (64/8/2: 22.8), mlp2 64/8/2 in 4 slices 10.2 us;
+    # batch 8 mlp1 64/8/2 97.8 us, mlp2 64/8/2 55.4 us (2 slices: 52.7). Float32 products (float32
+    # models) measured best at 64/8/2 and 128/4/4 (26.7 and 13.6 us at batch 1); they run these
+    # shapes too. Shapes are block_n/block_g/warps.
     gemv2_few_pairs: int = 8
-    gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(64, 8, 2), GemvShape(128, 4, 4))
-    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(128, 4, 4), GemvShape(128, 4, 2))
+    gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 2), GemvShape(64, 8, 2))
+    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(64, 8, 2), GemvShape(64, 8, 2))
     # mlp2's K is sliced (at most gemv2_max_slices2 ways) until its grid has about this many
     # programs per SM; partial sums, so only where the consumer sums them (the model's MoE).
     gemv2_programs2_per_sm: int = 8
@@ -240,7 +243,7 @@ def gemv2_ok(hidden: int, inter: int) -> bool:
 
 
 def gemv2(
-    xn: torch.Tensor,
+    xn: GemvInput,
     experts: torch.Tensor,
     weights: torch.Tensor,
     mlp1: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -257,7 +260,7 @@ def gemv2(
     shape1, shape2 = tn.gemv2_few if experts.numel() <= tn.gemv2_few_pairs else tn.gemv2_many
     return moe_gemv.moe_gemv(
         xn, experts, weights, mlp1, mlp2, dtype=dtype, alpha=alpha, limit=limit, shape1=shape1, shape2=shape2,
-        programs2=tn.gemv2_programs2_per_sm * _sm_count(xn.device), max_slices2=tn.gemv2_max_slices2,
+        programs2=tn.gemv2_programs2_per_sm * _sm_count(xn.values.device), max_slices2=tn.gemv2_max_slices2,
         partials=partials,
     )  # fmt: skip
 
@@ -313,7 +316,9 @@ def moe(
     y = torch.empty(p, h, device=x.device, dtype=torch.float32)
     if p <= tn.gemv_max_pairs and tn.gemv2 and gemv2_ok(h, inter):
         xn = (x.float() * moe_gemv.X_SCALE).view(t, h // 32, 4, 8).transpose(2, 3).reshape(t, h)
-        return gemv2(xn, experts, weights, mlp1, mlp2, dtype=x.dtype, alpha=alpha, limit=limit, tuning=tn)
+        return gemv2(
+            GemvInput(xn, None), experts, weights, mlp1, mlp2, dtype=x.dtype, alpha=alpha, limit=limit, tuning=tn
+        )
     if p <= tn.gemv_max_pairs:
         bn, bg, nw = tn.gemv_block_n, tn.gemv_block_g, tn.gemv_warps
         _moe_gemv[(p, triton.cdiv(n1, bn))](

@@ -24,10 +24,25 @@ than the first version (``moe._moe_gemv``), each point a cost that version paid 
 
 mlp1 fuses bias + clamped SwiGLU and stores the hidden vector in nibble order for mlp2; mlp2
 fuses bias and the routing weight.
+
+*Half products* (bf16 / fp16 models on the GPU, :func:`half_ok`): the float32 arithmetic above
+spends ~4.9 instructions per weight value, and at batch 1 the GEMV is bound by instruction
+issue, not by memory. Instead an inline-PTX block takes a whole word: its 4 pairs of nibbles
+(``p``, ``p + 4``) become 4 fp16x2 registers by the same shift-and-mask trick (fp16 bits
+``s 0 0 0 e e m 0...``: the value times ``2 ** -14``), 4 ``fma.rn.f16x2`` multiply them with
+activations stored as fp16 pairs (*pair order*, ``[G, 4 pairs, 4 words]`` int32: a thread's 4
+words' pairs are one 16-byte load), and the two halves are summed in float32: ~3.8
+instructions per value. Only 4 products are summed per fp16 lane, each rounded to 2 ** -11
+relative: well inside the bf16 rounding the activations already carry. So that fp16 products
+stay normal and finite, activations are scaled by a power of two: per token from its largest
+value (the router kernel holds the whole row), and for mlp2 from the SwiGLU clamp, which bounds
+the hidden vector; the exponent goes into the block scale like ``2 ** 26`` above.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +50,7 @@ import triton
 import triton.language as tl
 
 X_SCALE = 2.0**100  # activations times this; the block scale carries 2 ** 26 (see above)
+X_EXP = 26  # float32 products: added to the block scale's exponent byte (the 2 ** 26 above)
 _TL = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}
 
 
@@ -46,10 +62,75 @@ def _nibble_order(i):
 
 
 @triton.jit
+def _pair_order(i):
+    """Natural index ``i`` within a row -> its fp16 position in pair order: value ``q = i % 8``
+    of word ``w = i // 8`` is in pair ``q % 4``, low half for ``q < 4``."""
+    w = i // 8
+    q = i % 8
+    return ((w // 4) * 16 + (q % 4) * 4 + w % 4) * 2 + q // 4
+
+
+@triton.jit
+def _dot8(w, x0, x1, x2, x3):
+    """Word ``w``'s 8 e2m1 values times 8 fp16 activations (``x_p``: the fp16x2 pair of values
+    ``p`` and ``p + 4``), as float32 times ``2 ** -14``."""
+    return tl.inline_asm_elementwise(
+        """
+        {
+        .reg .b32 m, s, h;
+        .reg .b16 lo, hi;
+        .reg .f32 a, b;
+        shl.b32 m, $1, 9;  and.b32 m, m, 0x0E000E00;
+        shl.b32 s, $1, 12; and.b32 s, s, 0x80008000; or.b32 m, m, s;
+        mul.rn.f16x2 h, m, $2;
+        shl.b32 m, $1, 5;  and.b32 m, m, 0x0E000E00;
+        shl.b32 s, $1, 8;  and.b32 s, s, 0x80008000; or.b32 m, m, s;
+        fma.rn.f16x2 h, m, $3, h;
+        shl.b32 m, $1, 1;  and.b32 m, m, 0x0E000E00;
+        shl.b32 s, $1, 4;  and.b32 s, s, 0x80008000; or.b32 m, m, s;
+        fma.rn.f16x2 h, m, $4, h;
+        shr.u32 m, $1, 3;  and.b32 m, m, 0x0E000E00;
+        and.b32 s, $1, 0x80008000; or.b32 m, m, s;
+        fma.rn.f16x2 h, m, $5, h;
+        mov.b32 {lo, hi}, h;
+        cvt.f32.f16 a, lo;
+        cvt.f32.f16 b, hi;
+        add.f32 $0, a, b;
+        }
+        """,
+        "=r,r,r,r,r,r", [w, x0, x1, x2, x3], dtype=tl.float32, is_pure=True, pack=1,
+    )  # fmt: skip
+
+
+@triton.jit
+def _dot32(w, x_ptrs, j_ok):
+    """float32 mode: word ``w``'s 8 values times 8 float32 activations (nibble order, times
+    X_SCALE; ``x_ptrs`` at each word's nibble 0), as float32 times ``2 ** -26``."""
+    part = tl.zeros(w.shape, dtype=tl.float32)
+    for p in tl.static_range(4):
+        # Nibbles p and p + 4 as a bf16 pair (one shift, shift, and/or for both); a bf16's
+        # bits are the top half of the float32 with the same value.
+        if p <= 1:
+            mag = (w << (6 - 4 * p)) & 0x01C001C0
+        else:
+            mag = (w >> (4 * p - 6)) & 0x01C001C0
+        pair16 = mag | ((w << (12 - 4 * p)) & -2147450880)  # 0x80008000
+        lo = (pair16 << 16).to(tl.float32, bitcast=True)
+        hi = (pair16 & -65536).to(tl.float32, bitcast=True)  # 0xFFFF0000
+        x_lo = tl.load(x_ptrs + p * 4, mask=j_ok, other=0.0)
+        x_hi = tl.load(x_ptrs + (p + 4) * 4, mask=j_ok, other=0.0)
+        part += lo * x_lo
+        part += hi * x_hi
+    return part
+
+
+@triton.jit
 def _route(
     logits_ptr, x_ptr, experts_ptr, weights_ptr, xn_ptr,  # logits [T, PARTS, E] partial sums
+    xe_ptr,  # HALF: [T] int32, each token's exponent (for the block scale)
     E, H,
     K: tl.constexpr, PARTS: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr,
+    HALF: tl.constexpr,  # x as fp16 in pair order (else float32 in nibble order)
 ):  # fmt: skip
     t = tl.program_id(0).to(tl.int64)
     e = tl.arange(0, BLOCK_E)
@@ -72,23 +153,35 @@ def _route(
     tl.store(experts_ptr + t * K + kk, top_i, mask=kk < K)
     tl.store(weights_ptr + t * K + kk, p, mask=kk < K)
     h = tl.arange(0, BLOCK_H)
-    x = tl.load(x_ptr + t * H + h, mask=h < H).to(tl.float32) * 1.2676506002282294e30  # X_SCALE
-    tl.store(xn_ptr + t * H + _nibble_order(h), x, mask=h < H)
+    x = tl.load(x_ptr + t * H + h, mask=h < H, other=0.0).to(tl.float32)
+    if HALF:
+        # e = floor(log2(max |x|)): times 2 ** (14 - e) the largest value lands in [2 ** 14, 2 ** 15).
+        top = tl.max(tl.abs(x), axis=0)
+        e = tl.maximum(((top.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 127, -113)
+        factor = ((141 - e) << 23).to(tl.float32, bitcast=True)
+        tl.store(xn_ptr + t * H + _pair_order(h), (x * factor).to(tl.float16), mask=h < H)
+        tl.store(xe_ptr + t, e)  # the sums carry 2 ** -e: the block scale gets it back
+    else:
+        tl.store(xn_ptr + t * H + _nibble_order(h), x * 1.2676506002282294e30, mask=h < H)  # X_SCALE
 
 
 @triton.jit
 def _gemv(
-    x_ptr, x_stride,  # float32 activations [R, K] times X_SCALE, in nibble order
+    x_ptr, x_stride,  # float32 [R, K] times X_SCALE in nibble order; HALF: int32 [R, K / 2] pairs
     words_ptr, scales_ptr, bias_ptr,  # [E, N, G, 4] int32, [E, N, G] u8, [E, N]
     experts_ptr, route_ptr,  # [P] expert per pair, [P] routing weight per pair
-    out_ptr, out_stride,  # [P, N / 2] in nibble order (SWIGLU) or [P, SLICES, N]
+    out_ptr, out_stride,  # [P, N / 2] in nibble (HALF: pair) order (SWIGLU) or [P, SLICES, N]
     N, G, alpha, limit,  # G = K // 32
     slice_steps,  # loop steps (4 * BLOCK_G words each) of K per program along grid axis 2
+    xe_ptr, x_exp,  # the block scale's exponent byte gets x_exp added, or xe[row] (ROW_EXP)
+    h_scale,  # HALF and SWIGLU: the hidden vector is stored times this power of two
     X_DIV: tl.constexpr,  # input row = pair // X_DIV (top-k for mlp1, 1 for mlp2)
     SWIGLU: tl.constexpr,
     HIDDEN_DTYPE: tl.constexpr,  # the hidden vector is rounded to the activation dtype
     BLOCK_N: tl.constexpr,
     BLOCK_G: tl.constexpr,
+    HALF: tl.constexpr,  # fp16 products (inline PTX: the GPU only)
+    ROW_EXP: tl.constexpr,
 ):  # fmt: skip
     pair = tl.program_id(0)
     nb = tl.program_id(1)
@@ -111,6 +204,9 @@ def _gemv(
     row_w = rows * (G * 4)  # [BLOCK_N] first word of each row within the expert (int32 is enough)
     x_row = x_ptr + row.to(tl.int64) * x_stride
     x_j = (j // 4) * 32 + j % 4  # word j's nibble-0 activation, in nibble order
+    x_j16 = (j // 4) * 16 + j % 4  # HALF: word j's pair 0, in pair order
+    if ROW_EXP:
+        x_exp = tl.load(xe_ptr + row)
     acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
     w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
     ok = n_ok[:, None] & ((k_lo + j) < k_hi)[None, :]
@@ -124,22 +220,16 @@ def _gemv(
         ok_next = n_ok[:, None] & ((w0 + WORDS + j) < k_hi)[None, :]
         w_next = tl.load(w_e + w_off + (w0 + WORDS), mask=ok_next, other=0)
         s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=ok, other=0)
-        part = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
-        for p in tl.static_range(4):
-            # Nibbles p and p + 4 as a bf16 pair (one shift, shift, and/or for both); a bf16's
-            # bits are the top half of the float32 with the same value.
-            if p <= 1:
-                mag = (w << (6 - 4 * p)) & 0x01C001C0
-            else:
-                mag = (w >> (4 * p - 6)) & 0x01C001C0
-            pair16 = mag | ((w << (12 - 4 * p)) & -2147450880)  # 0x80008000
-            lo = (pair16 << 16).to(tl.float32, bitcast=True)
-            hi = (pair16 & -65536).to(tl.float32, bitcast=True)  # 0xFFFF0000
-            x_lo = tl.load(x_row + w0 * 8 + x_j + p * 4, mask=j_ok, other=0.0)
-            x_hi = tl.load(x_row + w0 * 8 + x_j + (p + 4) * 4, mask=j_ok, other=0.0)
-            part += lo * x_lo[None, :]
-            part += hi * x_hi[None, :]
-        scale = ((s.to(tl.int32) + 26) << 23).to(tl.float32, bitcast=True)
+        if HALF:
+            xb = x_row + w0 * 4 + x_j16
+            x0 = tl.load(xb, mask=j_ok, other=0)
+            x1 = tl.load(xb + 4, mask=j_ok, other=0)
+            x2 = tl.load(xb + 8, mask=j_ok, other=0)
+            x3 = tl.load(xb + 12, mask=j_ok, other=0)
+            part = _dot8(w, x0[None, :], x1[None, :], x2[None, :], x3[None, :])
+        else:
+            part = _dot32(w, x_row + w0 * 8 + x_j[None, :], j_ok[None, :])
+        scale = ((s.to(tl.int32) + x_exp) << 23).to(tl.float32, bitcast=True)
         acc += part * scale
     y = tl.sum(acc, axis=1) + tl.load(bias_ptr + e * N + rows, mask=n_ok & (sl == 0), other=0.0).to(tl.float32)
     if SWIGLU:
@@ -148,35 +238,65 @@ def _gemv(
         lin = tl.minimum(tl.maximum(lin, -limit), limit)
         h = gate * tl.sigmoid(alpha * gate) * (lin + 1.0)
         cols = nb * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)
-        dest = out_ptr + pair * out_stride + _nibble_order(cols)
-        h = h.to(HIDDEN_DTYPE).to(tl.float32) * 1.2676506002282294e30  # X_SCALE
-        tl.store(dest, h, mask=cols < N // 2)
+        h = h.to(HIDDEN_DTYPE).to(tl.float32)
+        if HALF:
+            dest = out_ptr + pair * out_stride + _pair_order(cols)
+            tl.store(dest, (h * h_scale).to(tl.float16), mask=cols < N // 2)
+        else:
+            dest = out_ptr + pair * out_stride + _nibble_order(cols)
+            tl.store(dest, h * 1.2676506002282294e30, mask=cols < N // 2)  # X_SCALE
     else:
         y = y * tl.load(route_ptr + pair).to(tl.float32)
         dest = out_ptr + (pair * tl.num_programs(2) + sl) * out_stride + rows
         tl.store(dest, y.to(out_ptr.dtype.element_ty), mask=n_ok)
 
 
+@dataclass(frozen=True, slots=True)
+class GemvInput:
+    """Activations as :func:`moe_gemv` reads them (made by :func:`route`)."""
+
+    values: torch.Tensor  # [T, H]: float32 times X_SCALE in nibble order, or fp16 in pair order
+    exps: torch.Tensor | None  # half products: [T] int32 e, the values being x * 2 ** (14 - e)
+
+
+def hidden_exp(alpha: float, limit: float) -> int | None:
+    """``floor(log2)`` of a bound on the clamped SwiGLU's output, or None when it has none."""
+    if not (math.isfinite(limit) and limit > 0 and alpha > 0):
+        return None
+    # The gate is clamped above only; below, gate * sigmoid(alpha * gate) >= -0.2785 / alpha.
+    return math.floor(math.log2(max(limit, 0.3 / alpha) * (limit + 1)))
+
+
+def half_ok(x: torch.Tensor, alpha: float, limit: float) -> bool:
+    """Can the GEMV for ``x``'s tokens run on half products? (bf16 / fp16 on the GPU, and a
+    SwiGLU clamp that bounds mlp2's input; float32 models keep float32 products.)"""
+    return (
+        x.is_cuda and x.dtype in (torch.bfloat16, torch.float16)
+        and os.environ.get("TRITON_INTERPRET") != "1" and hidden_exp(alpha, limit) is not None
+    )  # fmt: skip
+
+
 def route(
-    logits: torch.Tensor, x: torch.Tensor, k: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    logits: torch.Tensor, x: torch.Tensor, k: int, *, half: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, GemvInput]:
     """Router logits ``[T, E]`` (or float32 partial sums ``[T, P, E]``) and ``x [T, H]`` ->
-    experts ``[T, k]`` int32, softmax weights ``[T, k]`` float32, and ``x`` in nibble order,
-    float32 times ``X_SCALE`` (for :func:`moe_gemv`)."""
+    experts ``[T, k]`` int32, softmax weights ``[T, k]`` float32, and ``x`` as :func:`moe_gemv`
+    reads it (``half``: for half products, see :func:`half_ok`)."""
     if logits.dim() == 2:
         logits = logits[:, None]
     t, parts, num_experts = logits.shape
     h = x.shape[1]
     experts = torch.empty(t, k, device=x.device, dtype=torch.int32)
     weights = torch.empty(t, k, device=x.device, dtype=torch.float32)
-    xn = torch.empty(t, h, device=x.device, dtype=torch.float32)
+    xn = torch.empty(t, h, device=x.device, dtype=torch.float16 if half else torch.float32)
+    exps = torch.empty(t, device=x.device, dtype=torch.int32) if half else None
     block_h = triton.next_power_of_2(h)
     _route[(t,)](
-        logits.contiguous(), x.contiguous(), experts, weights, xn, num_experts, h,
+        logits.contiguous(), x.contiguous(), experts, weights, xn, exps if half else experts, num_experts, h,
         K=k, PARTS=parts, BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
-        BLOCK_H=block_h, num_warps=4 if block_h >= 2048 else 1,
+        BLOCK_H=block_h, HALF=half, num_warps=4 if block_h >= 2048 else 1,
     )  # fmt: skip
-    return experts, weights, xn
+    return experts, weights, GemvInput(xn, exps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +309,7 @@ class GemvShape:
 
 
 def moe_gemv(
-    xn: torch.Tensor,  # [T, H] from route(): nibble order, float32 times X_SCALE
+    xn: GemvInput,  # from route()
     experts: torch.Tensor,  # [T, k] int32
     weights: torch.Tensor,  # [T, k] float32
     mlp1: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -212,28 +332,41 @@ def moe_gemv(
     p = t * k
     b1, s1, bias1 = mlp1
     b2, s2, bias2 = mlp2
-    n1, h = b1.shape[1], xn.shape[1]
+    x = xn.values
+    n1, h = b1.shape[1], x.shape[1]
     inter = n1 // 2
     assert h % 32 == 0 and inter % 32 == 0, "MXFP4 rows are whole 32-value groups"
     flat = experts.reshape(-1).contiguous()
     route_w = weights.reshape(-1).contiguous()
-    hidden = torch.empty(p, inter, device=xn.device, dtype=torch.float32)
     w1, w2 = b1.view(torch.int32), b2.view(torch.int32)  # [E, N, G, 4]
+    half = xn.exps is not None
+    if half:
+        e2 = hidden_exp(alpha, limit)
+        assert e2 is not None, "half products need a SwiGLU clamp (see half_ok)"
+        hidden = torch.empty(p, inter, device=x.device, dtype=torch.float16)
+        x1, x2 = x.view(torch.int32), hidden.view(torch.int32)  # fp16 pairs
+        exps1, exp1, exp2, h_scale = xn.exps, 0, e2, 2.0 ** (14 - e2)
+    else:
+        hidden = torch.empty(p, inter, device=x.device, dtype=torch.float32)
+        x1, x2 = x, hidden
+        exps1, exp1, exp2, h_scale = experts, X_EXP, X_EXP, 1.0
     _gemv[(p, triton.cdiv(n1, shape1.block_n), 1)](
-        xn, xn.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
-        n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), X_DIV=k, SWIGLU=True,
-        HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g, num_warps=shape1.warps,
+        x1, x1.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
+        n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), exps1, exp1, h_scale,
+        X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g,
+        HALF=half, ROW_EXP=half, num_warps=shape1.warps,
     )  # fmt: skip
     tiles2 = p * triton.cdiv(h, shape2.block_n)
     steps = triton.cdiv(inter // 32, shape2.block_g)  # loop steps along K
     slices = max(1, min(steps, max_slices2, triton.cdiv(programs2, tiles2))) if partials else 1
     slice_steps = triton.cdiv(steps, slices)
     slices = triton.cdiv(steps, slice_steps)
-    y = torch.empty(p, slices, h, device=xn.device, dtype=torch.float32)
+    y = torch.empty(p, slices, h, device=x.device, dtype=torch.float32)
     _gemv[(p, triton.cdiv(h, shape2.block_n), slices)](
-        hidden, hidden.stride(0), w2, s2, bias2, flat, route_w, y, h,
-        h, inter // 32, alpha, limit, slice_steps, X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype],
-        BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g, num_warps=shape2.warps,
+        x2, x2.stride(0), w2, s2, bias2, flat, route_w, y, h,
+        h, inter // 32, alpha, limit, slice_steps, flat, exp2, 1.0,
+        X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g,
+        HALF=half, ROW_EXP=False, num_warps=shape2.warps,
     )  # fmt: skip
     if partials:
         return y.view(t, k * slices, h)
