@@ -167,8 +167,8 @@ def tuning_variants() -> list[dict[str, object]]:
     return [
         {},
         {"gemv_half": False, "gemv2_few": (S(64, 8, 2), S(128, 4, 4)), "gemv2_many": (S(128, 4, 4), S(128, 4, 2))},
-        {"gemv2_few": (S(64, 8, 4), S(64, 8, 2))},
-        {"gemv2_few": (S(64, 8, 2), S(64, 8, 2))},
+        {"gemv2_few": (S(32, 8, 2), S(64, 8, 2)), "gemv2_many": (S(64, 8, 2), S(64, 8, 2))},  # before run 17's sweep
+        {"gemv2_few": (S(64, 8, 8), S(32, 8, 2))},
         {},
     ]
 
@@ -274,6 +274,15 @@ def bench_prefill(model: GptOssModel, args: argparse.Namespace) -> None:
     last = torch.tensor([n - 1], device="cuda")
     ms = time_ms(lambda: model.forward(tokens, meta, cache, last), iters=5, warmup=2)
     say(f"prefill of one {n}-token prompt: {ms:.1f} ms, {n / ms * 1e3:,.0f} tok/s")
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        model.forward(tokens, meta, cache, last)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
+    say(f"profile of that prefill: {sum(e.self_device_time_total for e in events) / 1e3:.1f} ms of kernel time")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:8]:
+        say(f"  {e.self_device_time_total / 1e3:7.2f} ms {e.count:5d}x  {e.key[:70]}")
 
 
 def bench_memory_4k(model: GptOssModel) -> None:

@@ -184,6 +184,14 @@ class GptOssModel:
                 layer.sinks, window, lengths[kind],
             )  # fmt: skip
             return kernels.attention_output(out.reshape(b * s, hq * d), layer)
+        if kernels.available(x) and kernels.attention_ok(d):  # [kernels hook] flash attention
+            if kind not in lengths:
+                lengths[kind] = kernels.live_lengths(meta.key_positions)
+            out = kernels.attention_prefill(
+                q.view(b, s, hq, d), k_pool, v_pool, meta.read_slots, meta.key_positions, positions,
+                layer.sinks, window, lengths[kind],
+            )  # fmt: skip
+            return F.linear(out.reshape(b, s, hq * d), layer.out_weight, layer.out_bias)
         keys = k_pool[meta.read_slots].to(x.dtype)  # [B, L, Hkv, D]
         values = v_pool[meta.read_slots].to(x.dtype)
         q = q.view(b, s, hkv, hq // hkv, d)  # query head h uses kv head h // (Hq / Hkv)

@@ -4,7 +4,8 @@ fallback and the reference they are checked against.
 - :func:`moe_layer`: router + MXFP4 expert matmuls that read the packed weights and dequantize
   in registers (no bf16 copy of the experts ever exists in GPU memory);
 - :func:`attention_decode`: one-token attention with sinks and sliding windows over only the
-  live part of the KV cache.
+  live part of the KV cache; :func:`attention_prefill`: the same for a chunk of queries (flash
+  attention: no score tensor in memory).
 
 ``available(tensor)`` says whether a tensor can take the Triton path: a CUDA tensor with Triton
 importable, or any tensor under ``TRITON_INTERPRET=1`` (CPU tests). ``OSS_AGENT_KERNELS=0``
@@ -163,6 +164,27 @@ def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partial
     )
 
 
+def attention_prefill(
+    q: torch.Tensor,  # [B, S, Hq, D]
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    read_slots: torch.Tensor,
+    key_positions: torch.Tensor,
+    positions: torch.Tensor,  # [B, S]
+    sinks: torch.Tensor,
+    window: int | None,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    import triton
+
+    from .attention import prefill_attention
+
+    block_m = min(64, max(16, triton.next_power_of_2(q.shape[1])))
+    return prefill_attention(
+        q, k_pool, v_pool, read_slots, key_positions, positions, sinks, window, lengths, block_m=block_m
+    )
+
+
 def attention_decode(
     q: torch.Tensor,  # [B, Hq, D]
     k_pool: torch.Tensor,
@@ -180,6 +202,6 @@ def attention_decode(
 
 
 __all__ = [
-    "add_rms_norm", "attention_decode", "attention_inputs", "attention_ok", "attention_output",
+    "add_rms_norm", "attention_decode", "attention_inputs", "attention_prefill", "attention_ok", "attention_output",
     "available", "enabled", "graphed_decode", "graphs_ok", "live_lengths", "moe_layer", "rms_norm",
 ]  # fmt: skip

@@ -9,6 +9,14 @@ Split-K ("flash decoding"): at batch 1 there are only ``num_key_value_heads`` (8
 far too few programs for 132 SMs, so each group's keys are cut into ``splits`` chunks whose
 partial softmax states (max, sum, weighted values) a second kernel merges together with the
 per-head sink logit. All query heads sharing a key head (GQA) run in one program on tensor cores.
+
+Prefill (several queries per sequence): ``_attn_prefill``, flash attention over the same left-
+packed keys, one program per (sequence, query head, block of queries), the sink folded into the
+softmax's denominator at the end. The PyTorch path materialises every score of a chunk (a 2k
+prompt: 1 GB of float32 per layer, written and re-read by the mask, the sink column, softmax
+and the cast); here no score leaves the chip. It relies on the live key columns holding
+consecutive positions, as ``KVCache.build_meta`` lays them out (tested there): a block of
+queries visits only the columns its causal range and window can reach.
 """
 
 from __future__ import annotations
@@ -99,6 +107,65 @@ def _attn_merge(
     tl.store(out_ptr + (b * HQ + h) * D + d, out.to(out_ptr.dtype.element_ty))
 
 
+@triton.jit
+def _attn_prefill(
+    q_ptr,  # [B, S, Hq, D] contiguous
+    k_ptr, v_ptr,  # pools [slots, Hkv, D]
+    slots_ptr, kpos_ptr, slots_stride,  # [B, L] slot and absolute position per key column
+    qpos_ptr, len_ptr, sinks_ptr,  # [B, S] query positions (-1: padding), [B] live columns, [Hq]
+    out_ptr,  # [B, S, Hq, D]
+    S, qk_scale, window,  # scale already times log2(e); window 0 = full attention
+    HQ: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0)
+    b = bh // HQ
+    h = bh % HQ
+    kvh = h // GROUP
+    m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    m_ok = m < S
+    d = tl.arange(0, D)
+    qp = tl.load(qpos_ptr + b * S + m, mask=m_ok, other=-1)
+    q_off = ((b * S + m).to(tl.int64) * HQ + h)[:, None] * D + d[None, :]
+    q = tl.load(q_ptr + q_off, mask=m_ok[:, None], other=0.0).to(DOT_DTYPE)
+    n = tl.load(len_ptr + b).to(tl.int32)
+    row = b.to(tl.int64) * slots_stride
+    first = tl.load(kpos_ptr + row)
+    # Live columns hold consecutive positions (column = position - first): the causal limit
+    # and the window bound the columns this block of queries can see.
+    hi = tl.minimum(tl.maximum(tl.max(qp, axis=0) + 1 - first, 0), n).to(tl.int32)
+    q_lo = tl.min(tl.where(qp >= 0, qp, 2147483647), axis=0)
+    lo_seen = (tl.minimum(tl.maximum(q_lo - window + 1 - first, 0), n) // BLOCK_N * BLOCK_N).to(tl.int32)
+    lo = tl.where(window > 0, lo_seen, 0)
+    m_i = tl.full([BLOCK_M], -1.0e30, dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, D], dtype=tl.float32)
+    for j0 in range(lo, hi, BLOCK_N):
+        cols = j0 + tl.arange(0, BLOCK_N)
+        c_ok = cols < hi
+        slot = tl.load(slots_ptr + row + cols, mask=c_ok, other=0).to(tl.int64)
+        kp = tl.load(kpos_ptr + row + cols, mask=c_ok, other=-1)
+        ok = (c_ok & (kp >= 0))[None, :] & (kp[None, :] <= qp[:, None])
+        ok = ok & ((window == 0) | (qp[:, None] - kp[None, :] < window))
+        kv_off = (slot * (HQ // GROUP) + kvh)[:, None] * D + d[None, :]
+        k = tl.load(k_ptr + kv_off, mask=c_ok[:, None], other=0.0).to(DOT_DTYPE)
+        v = tl.load(v_ptr + kv_off, mask=c_ok[:, None], other=0.0).to(DOT_DTYPE)
+        sc = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [BLOCK_M, BLOCK_N], log2
+        sc = tl.where(ok, sc, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(sc, axis=1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(sc - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DTYPE), v, input_precision=PRECISION)
+        m_i = m_new
+    # The sink: one more logit in every row's softmax, with no value (a padded row: only it).
+    sink = tl.load(sinks_ptr + h).to(tl.float32) * 1.4426950408889634
+    top = tl.maximum(m_i, sink)
+    w = tl.exp2(m_i - top)
+    out = acc * (w / (l_i * w + tl.exp2(sink - top)))[:, None]
+    tl.store(out_ptr + q_off, out.to(out_ptr.dtype.element_ty), mask=m_ok[:, None])
+
+
 def _dot_dtype(dtype: torch.dtype) -> tl.dtype:
     # float32 models keep float32 (tf32) operands. The CPU interpreter's bf16 tl.dot is wrong
     # (triton 3.6 with numpy 2.x), so float32 there too.
@@ -152,5 +219,34 @@ def decode_attention(
     _attn_merge[(b, hq)](
         o_part, m_part, l_part, sinks, out,
         HQ=hq, D=d, SPLITS=splits, SPLITS_PAD=max(2, triton.next_power_of_2(splits)), num_warps=1,
+    )  # fmt: skip
+    return out
+
+
+def prefill_attention(
+    q: torch.Tensor,  # [B, S, Hq, D]
+    k_pool: torch.Tensor,  # [slots, Hkv, D]
+    v_pool: torch.Tensor,
+    read_slots: torch.Tensor,  # [B, L]
+    key_positions: torch.Tensor,  # [B, L]
+    positions: torch.Tensor,  # [B, S] query positions, -1 = padding
+    sinks: torch.Tensor,  # [Hq]
+    window: int | None,
+    lengths: torch.Tensor | None = None,  # [B]; computed from key_positions when None
+    block_m: int = 64,
+    block_n: int = 64,
+) -> torch.Tensor:
+    """Softmax attention with sinks for a chunk of queries per sequence: ``[B, S, Hq, D]``."""
+    b, s, hq, d = q.shape
+    hkv = k_pool.shape[1]
+    if lengths is None:
+        lengths = live_lengths(key_positions)
+    q = q.contiguous()
+    out = torch.empty_like(q)
+    _attn_prefill[(b * hq, triton.cdiv(s, block_m))](
+        q, k_pool, v_pool, read_slots, key_positions, read_slots.stride(0),
+        positions.contiguous(), lengths, sinks, out, s, LOG2E / math.sqrt(d), window or 0,
+        HQ=hq, D=d, GROUP=hq // hkv, BLOCK_M=block_m, BLOCK_N=block_n,
+        DOT_DTYPE=_dot_dtype(q.dtype), PRECISION=_precision(q.dtype), num_warps=4,
     )  # fmt: skip
     return out

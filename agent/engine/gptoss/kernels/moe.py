@@ -184,13 +184,13 @@ class MoeTuning:
     gemv_half: bool = True  # half products where moe_gemv.half_ok allows (False: float32 always)
     # Launch shapes (mlp1, mlp2), for up to gemv2_few_pairs (token, expert) pairs and for more.
     # H200 sweep of the two kernels alone, 20b shapes, half products (results_engine_gpu.txt
-    # run 13): batch 1 mlp1 32/8/2 20.3 us (64/8/2: 22.8), mlp2 64/8/2 in 4 slices 10.2 us;
-    # batch 8 mlp1 64/8/2 97.8 us, mlp2 64/8/2 55.4 us (2 slices: 52.7). Float32 products (float32
-    # models) measured best at 64/8/2 and 128/4/4 (26.7 and 13.6 us at batch 1); they run these
-    # shapes too. Shapes are block_n/block_g/warps.
+    # run 17): batch 1 mlp1 32/8/4 18.0 us, mlp2 32/8/2 in 4 slices 9.8 us; batch 8 mlp1 32/8/2
+    # 87.3 us, mlp2 32/8/2 47.6 us. Float32 products (float32 models) measured best at 64/8/2
+    # and 128/4/4 (29.2 and 13.3 us at batch 1); they run these shapes too. Shapes are
+    # block_n/block_g/warps.
     gemv2_few_pairs: int = 8
-    gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 2), GemvShape(64, 8, 2))
-    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(64, 8, 2), GemvShape(64, 8, 2))
+    gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 4), GemvShape(32, 8, 2))
+    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 2), GemvShape(32, 8, 2))
     # mlp2's K is sliced (at most gemv2_max_slices2 ways) until its grid has about this many
     # programs per SM; partial sums, so only where the consumer sums them (the model's MoE).
     gemv2_programs2_per_sm: int = 8

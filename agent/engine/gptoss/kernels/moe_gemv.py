@@ -27,13 +27,15 @@ fuses bias and the routing weight.
 
 *Half products* (bf16 / fp16 models on the GPU, :func:`half_ok`): the float32 arithmetic above
 spends ~4.9 instructions per weight value, and at batch 1 the GEMV is bound by instruction
-issue, not by memory. Instead an inline-PTX block takes a whole word: its 4 pairs of nibbles
-(``p``, ``p + 4``) become 4 fp16x2 registers by the same shift-and-mask trick (fp16 bits
-``s 0 0 0 e e m 0...``: the value times ``2 ** -14``), 4 ``fma.rn.f16x2`` multiply them with
-activations stored as fp16 pairs (*pair order*, ``[G, 4 pairs, 4 words]`` int32: a thread's 4
-words' pairs are one 16-byte load), and the two halves are summed in float32: ~3.8
-instructions per value. Only 4 products are summed per fp16 lane, each rounded to 2 ** -11
-relative: well inside the bf16 rounding the activations already carry. So that fp16 products
+issue, not by memory. Instead an inline-PTX block takes a whole 32-value group (4 words): each
+word's 4 pairs of nibbles (``p``, ``p + 4``) become 4 fp16x2 registers by the same
+shift-and-mask trick (fp16 bits ``s 0 0 0 e e m 0...``: the value times ``2 ** -14``), 16
+chained ``fma.rn.f16x2`` multiply them with activations stored as fp16 pairs (*pair order*,
+``[G, 4 pairs, 4 words]`` int32), and the two halves are summed in float32, scaled once per
+group: ~3.2 instructions per value (the decode, 15 per word, is most of it). 16 products are
+summed per fp16 lane, each step rounded to 2 ** -11 relative: the layer's output lands about
+one bf16 rounding from float64 (1.7e-3 relative measured, bounded in the GPU tests), the size
+of the roundings the bf16 PyTorch path makes itself. So that fp16 products
 stay normal and finite, activations are scaled by a power of two: per token from its largest
 value (the router kernel holds the whole row), and for mlp2 from the SwiGLU clamp, which bounds
 the hidden vector; the exponent goes into the block scale like ``2 ** 26`` above.
@@ -70,36 +72,50 @@ def _pair_order(i):
     return ((w // 4) * 16 + (q % 4) * 4 + w % 4) * 2 + q // 4
 
 
+def _group_asm() -> str:
+    """PTX for one 32-value group: 4 words' 16 nibble pairs as fp16x2, 16 chained
+    ``fma.rn.f16x2`` against the activation pairs, the two halves summed in float32."""
+    lines = ["{", ".reg .b32 m, s, h;", ".reg .b16 lo, hi;", ".reg .f32 a, b;", "mov.b32 h, 0;"]
+    for word in range(4):
+        w = f"${1 + word}"
+        for p in range(4):  # nibbles p and p + 4: magnitude bits to 9..11, sign to bit 15
+            shift_m = f"shl.b32 m, {w}, {9 - 4 * p}" if p < 3 else f"shr.u32 m, {w}, 3"
+            shift_s = f"shl.b32 s, {w}, {12 - 4 * p}" if p < 3 else f"mov.b32 s, {w}"
+            lines += [
+                f"{shift_m}; and.b32 m, m, 0x0E000E00;",
+                f"{shift_s}; and.b32 s, s, 0x80008000; or.b32 m, m, s;",
+                f"fma.rn.f16x2 h, m, ${5 + 4 * word + p}, h;",
+            ]
+    lines += ["mov.b32 {lo, hi}, h;", "cvt.f32.f16 a, lo;", "cvt.f32.f16 b, hi;", "add.f32 $0, a, b;", "}"]
+    return "\n".join(lines)
+
+
+_GROUP_ASM = tl.constexpr(_group_asm())
+
+
 @triton.jit
-def _dot8(w, x0, x1, x2, x3):
-    """Word ``w``'s 8 e2m1 values times 8 fp16 activations (``x_p``: the fp16x2 pair of values
-    ``p`` and ``p + 4``), as float32 times ``2 ** -14``."""
+def _group_dot(w, x_ptrs, g_ok, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
+    """Half products: ``w [BLOCK_N, 4 * BLOCK_G]`` words times the fp16 pairs at ``x_ptrs
+    [BLOCK_G]`` (each group's 16 pairs, pair order), per (row, group) as float32 times 2 ** -14."""
+    # Each thread holds a group's 4 words (one 16-byte load): splitting them costs nothing.
+    wa, wb = tl.split(tl.reshape(w, [BLOCK_N, BLOCK_G, 2, 2]))
+    w0, w2 = tl.split(wa)
+    w1, w3 = tl.split(wb)
     return tl.inline_asm_elementwise(
-        """
-        {
-        .reg .b32 m, s, h;
-        .reg .b16 lo, hi;
-        .reg .f32 a, b;
-        shl.b32 m, $1, 9;  and.b32 m, m, 0x0E000E00;
-        shl.b32 s, $1, 12; and.b32 s, s, 0x80008000; or.b32 m, m, s;
-        mul.rn.f16x2 h, m, $2;
-        shl.b32 m, $1, 5;  and.b32 m, m, 0x0E000E00;
-        shl.b32 s, $1, 8;  and.b32 s, s, 0x80008000; or.b32 m, m, s;
-        fma.rn.f16x2 h, m, $3, h;
-        shl.b32 m, $1, 1;  and.b32 m, m, 0x0E000E00;
-        shl.b32 s, $1, 4;  and.b32 s, s, 0x80008000; or.b32 m, m, s;
-        fma.rn.f16x2 h, m, $4, h;
-        shr.u32 m, $1, 3;  and.b32 m, m, 0x0E000E00;
-        and.b32 s, $1, 0x80008000; or.b32 m, m, s;
-        fma.rn.f16x2 h, m, $5, h;
-        mov.b32 {lo, hi}, h;
-        cvt.f32.f16 a, lo;
-        cvt.f32.f16 b, hi;
-        add.f32 $0, a, b;
-        }
-        """,
-        "=r,r,r,r,r,r", [w, x0, x1, x2, x3], dtype=tl.float32, is_pure=True, pack=1,
+        _GROUP_ASM, "=r" + ",r" * 20,
+        [w0, w1, w2, w3,
+         _pairs(x_ptrs, 0, 0, g_ok), _pairs(x_ptrs, 0, 1, g_ok), _pairs(x_ptrs, 0, 2, g_ok), _pairs(x_ptrs, 0, 3, g_ok),
+         _pairs(x_ptrs, 1, 0, g_ok), _pairs(x_ptrs, 1, 1, g_ok), _pairs(x_ptrs, 1, 2, g_ok), _pairs(x_ptrs, 1, 3, g_ok),
+         _pairs(x_ptrs, 2, 0, g_ok), _pairs(x_ptrs, 2, 1, g_ok), _pairs(x_ptrs, 2, 2, g_ok), _pairs(x_ptrs, 2, 3, g_ok),
+         _pairs(x_ptrs, 3, 0, g_ok), _pairs(x_ptrs, 3, 1, g_ok), _pairs(x_ptrs, 3, 2, g_ok), _pairs(x_ptrs, 3, 3, g_ok)],
+        dtype=tl.float32, is_pure=True, pack=1,
     )  # fmt: skip
+
+
+@triton.jit
+def _pairs(x_ptrs, word: tl.constexpr, p: tl.constexpr, g_ok):
+    """The fp16 pair (values ``p``, ``p + 4``) of each group's word ``word``, as ``[1, BLOCK_G]``."""
+    return tl.load(x_ptrs + 4 * p + word, mask=g_ok, other=0)[None, :]
 
 
 @triton.jit
@@ -204,30 +220,30 @@ def _gemv(
     row_w = rows * (G * 4)  # [BLOCK_N] first word of each row within the expert (int32 is enough)
     x_row = x_ptr + row.to(tl.int64) * x_stride
     x_j = (j // 4) * 32 + j % 4  # word j's nibble-0 activation, in nibble order
-    x_j16 = (j // 4) * 16 + j % 4  # HALF: word j's pair 0, in pair order
+    gl = tl.arange(0, BLOCK_G)
     if ROW_EXP:
         x_exp = tl.load(xe_ptr + row)
-    acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
+    if HALF:  # sums per (row, group): one scale per group
+        acc = tl.zeros([BLOCK_N, BLOCK_G], dtype=tl.float32)
+    else:
+        acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
     w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
     ok = n_ok[:, None] & ((k_lo + j) < k_hi)[None, :]
     w_next = tl.load(w_e + w_off + k_lo, mask=ok, other=0)
     for w0 in range(k_lo, k_hi, WORDS):
         # Issue the next step's weight loads before this step's arithmetic (twice the bytes in
         # flight per thread; the compiler does not pipeline loads that feed no dot).
-        j_ok = (w0 + j) < k_hi
-        ok = n_ok[:, None] & j_ok[None, :]
         w = w_next
         ok_next = n_ok[:, None] & ((w0 + WORDS + j) < k_hi)[None, :]
         w_next = tl.load(w_e + w_off + (w0 + WORDS), mask=ok_next, other=0)
-        s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=ok, other=0)
         if HALF:
-            xb = x_row + w0 * 4 + x_j16
-            x0 = tl.load(xb, mask=j_ok, other=0)
-            x1 = tl.load(xb + 4, mask=j_ok, other=0)
-            x2 = tl.load(xb + 8, mask=j_ok, other=0)
-            x3 = tl.load(xb + 12, mask=j_ok, other=0)
-            part = _dot8(w, x0[None, :], x1[None, :], x2[None, :], x3[None, :])
+            g_ok = (w0 + gl * 4) < k_hi
+            s_ok = n_ok[:, None] & g_ok[None, :]
+            s = tl.load(s_e + rows[:, None] * G + (w0 // 4 + gl)[None, :], mask=s_ok, other=0)
+            part = _group_dot(w, x_row + w0 * 4 + gl * 16, g_ok, BLOCK_N, BLOCK_G)
         else:
+            j_ok = (w0 + j) < k_hi
+            s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=n_ok[:, None] & j_ok[None, :], other=0)
             part = _dot32(w, x_row + w0 * 8 + x_j[None, :], j_ok[None, :])
         scale = ((s.to(tl.int32) + x_exp) << 23).to(tl.float32, bitcast=True)
         acc += part * scale
