@@ -32,6 +32,21 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
+def _attend(q, k, v, ok, m_i, l_i, acc, qk_scale, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+    """One block of keys into a running softmax (flash attention): scores of ``q [R, D]``
+    against ``k [C, D]`` in log2 units, masked by ``ok [R or 1, C]``, folded into the row
+    maxima ``m_i``, sums ``l_i`` and the weighted values ``acc [R, D]``."""
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
+    s = tl.where(ok, s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, axis=1))
+    alpha = tl.exp2(m_i - m_new)
+    p = tl.exp2(s - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, axis=1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DTYPE), v, input_precision=PRECISION)
+    return m_new, l_i, acc
+
+
+@triton.jit
 def _attn_partial(
     q_ptr,  # [B, Hq, D]
     k_ptr, v_ptr,  # pools [slots, Hkv, D]
@@ -71,14 +86,7 @@ def _attn_partial(
         kv_off = (slot * HKV + kvh)[:, None] * D + d[None, :]
         k = tl.load(k_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
         v = tl.load(v_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [GROUP_PAD, BLOCK_L], log2
-        s = tl.where(ok[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DTYPE), v, input_precision=PRECISION)
-        m_i = m_new
+        m_i, l_i, acc = _attend(q, k, v, ok[None, :], m_i, l_i, acc, qk_scale, DOT_DTYPE, PRECISION)
     part = (b * HKV * GROUP + heads) * SPLITS + sp
     tl.store(o_ptr + part[:, None] * D + d[None, :], acc, mask=g_ok[:, None])
     tl.store(m_ptr + part, m_i, mask=g_ok)
@@ -150,14 +158,7 @@ def _attn_prefill(
         kv_off = (slot * (HQ // GROUP) + kvh)[:, None] * D + d[None, :]
         k = tl.load(k_ptr + kv_off, mask=c_ok[:, None], other=0.0).to(DOT_DTYPE)
         v = tl.load(v_ptr + kv_off, mask=c_ok[:, None], other=0.0).to(DOT_DTYPE)
-        sc = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [BLOCK_M, BLOCK_N], log2
-        sc = tl.where(ok, sc, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(sc, axis=1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(sc - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DTYPE), v, input_precision=PRECISION)
-        m_i = m_new
+        m_i, l_i, acc = _attend(q, k, v, ok, m_i, l_i, acc, qk_scale, DOT_DTYPE, PRECISION)
     # The sink: one more logit in every row's softmax, with no value (a padded row: only it).
     sink = tl.load(sinks_ptr + h).to(tl.float32) * 1.4426950408889634
     top = tl.maximum(m_i, sink)
