@@ -208,9 +208,22 @@ def bench_profile(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
         _profile_step(model, cache, args, batch)
 
 
-def _profile_step(model: GptOssModel, cache: KVCache, args: argparse.Namespace, batch: int) -> None:
+def profile_kernels(fn: Callable[[], object], what: str, top: int) -> None:
+    """Run ``fn`` once under the profiler; print its GPU kernels' time grouped by name."""
     from torch.profiler import ProfilerActivity, profile
 
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" or e.self_device_time_total > 0]
+    total = sum(e.self_device_time_total for e in events)
+    launches = sum(e.count for e in events)
+    say(f"profile, {what}: {launches} kernels, {total / 1e3:.2f} ms of kernel time")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:top]:
+        say(f"  {e.self_device_time_total / 1e3:7.3f} ms {e.count:5d}x  {e.key[:70]}")
+
+
+def _profile_step(model: GptOssModel, cache: KVCache, args: argparse.Namespace, batch: int) -> None:
     os.environ["OSS_AGENT_CUDA_GRAPHS"] = "0"
     try:
         seqs = [cache.allocate() for _ in range(batch)]
@@ -223,17 +236,9 @@ def _profile_step(model: GptOssModel, cache: KVCache, args: argparse.Namespace, 
         for _ in range(3):
             model.forward(tokens, meta, cache, last)
         torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            model.forward(tokens, meta, cache, last)
-            torch.cuda.synchronize()
+        profile_kernels(lambda: model.forward(tokens, meta, cache, last), f"one eager batch-{batch} step", top=14)
         for seq in seqs:
             cache.free(seq)
-        events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" or e.self_device_time_total > 0]
-        total = sum(e.self_device_time_total for e in events)
-        launches = sum(e.count for e in events)
-        say(f"profile, one eager batch-{batch} step: {launches} kernels, {total / 1e3:.2f} ms of kernel time")
-        for e in sorted(events, key=lambda e: -e.self_device_time_total)[:14]:
-            say(f"  {e.self_device_time_total / 1e3:6.3f} ms {e.count:5d}x  {e.key[:70]}")
     except Exception as exc:  # noqa: BLE001 - diagnostics only
         say(f"profile failed: {exc!r}"[:200])
     finally:
@@ -274,15 +279,7 @@ def bench_prefill(model: GptOssModel, args: argparse.Namespace) -> None:
     last = torch.tensor([n - 1], device="cuda")
     ms = time_ms(lambda: model.forward(tokens, meta, cache, last), iters=5, warmup=2)
     say(f"prefill of one {n}-token prompt: {ms:.1f} ms, {n / ms * 1e3:,.0f} tok/s")
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        model.forward(tokens, meta, cache, last)
-        torch.cuda.synchronize()
-    events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
-    say(f"profile of that prefill: {sum(e.self_device_time_total for e in events) / 1e3:.1f} ms of kernel time")
-    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:8]:
-        say(f"  {e.self_device_time_total / 1e3:7.2f} ms {e.count:5d}x  {e.key[:70]}")
+    profile_kernels(lambda: model.forward(tokens, meta, cache, last), f"one {n}-token prefill", top=8)
 
 
 def bench_memory_4k(model: GptOssModel) -> None:

@@ -176,18 +176,16 @@ class GptOssModel:
             slots = meta.write_slots.flatten()
             k_pool.index_copy_(0, slots, k.reshape(-1, hkv, d).to(k_pool.dtype))
             v_pool.index_copy_(0, slots, v.reshape(-1, hkv, d).to(v_pool.dtype))
-        if s == 1 and kernels.available(x) and kernels.attention_ok(d):  # [kernels hook]
+        if kernels.available(x) and kernels.attention_ok(d):  # [kernels hook]
             if kind not in lengths:
                 lengths[kind] = kernels.live_lengths(meta.key_positions)
-            out = kernels.attention_decode(
-                q[:, 0], k_pool, v_pool, meta.read_slots, meta.key_positions, positions[:, 0],
-                layer.sinks, window, lengths[kind],
-            )  # fmt: skip
-            return kernels.attention_output(out.reshape(b * s, hq * d), layer)
-        if kernels.available(x) and kernels.attention_ok(d):  # [kernels hook] flash attention
-            if kind not in lengths:
-                lengths[kind] = kernels.live_lengths(meta.key_positions)
-            out = kernels.attention_prefill(
+            if s == 1:  # decode: split-K over the keys, then the out projection's partial sums
+                out = kernels.attention_decode(
+                    q[:, 0], k_pool, v_pool, meta.read_slots, meta.key_positions, positions[:, 0],
+                    layer.sinks, window, lengths[kind],
+                )  # fmt: skip
+                return kernels.attention_output(out.reshape(b * s, hq * d), layer)
+            out = kernels.attention_prefill(  # flash attention over the chunk
                 q.view(b, s, hq, d), k_pool, v_pool, meta.read_slots, meta.key_positions, positions,
                 layer.sinks, window, lengths[kind],
             )  # fmt: skip

@@ -175,14 +175,9 @@ def attention_prefill(
     window: int | None,
     lengths: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    import triton
-
     from .attention import prefill_attention
 
-    block_m = min(64, max(16, triton.next_power_of_2(q.shape[1])))
-    return prefill_attention(
-        q, k_pool, v_pool, read_slots, key_positions, positions, sinks, window, lengths, block_m=block_m
-    )
+    return prefill_attention(q, k_pool, v_pool, read_slots, key_positions, positions, sinks, window, lengths)
 
 
 def attention_decode(

@@ -234,12 +234,13 @@ def prefill_attention(
     sinks: torch.Tensor,  # [Hq]
     window: int | None,
     lengths: torch.Tensor | None = None,  # [B]; computed from key_positions when None
-    block_m: int = 64,
+    block_m: int | None = None,  # queries per program: up to 64, fewer for short chunks
     block_n: int = 64,
 ) -> torch.Tensor:
     """Softmax attention with sinks for a chunk of queries per sequence: ``[B, S, Hq, D]``."""
     b, s, hq, d = q.shape
     hkv = k_pool.shape[1]
+    block_m = block_m or min(64, max(16, triton.next_power_of_2(s)))
     if lengths is None:
         lengths = live_lengths(key_positions)
     q = q.contiguous()

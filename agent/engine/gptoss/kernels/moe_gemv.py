@@ -35,10 +35,10 @@ chained ``fma.rn.f16x2`` multiply them with activations stored as fp16 pairs (*p
 group: ~3.2 instructions per value (the decode, 15 per word, is most of it). 16 products are
 summed per fp16 lane, each step rounded to 2 ** -11 relative: the layer's output lands about
 one bf16 rounding from float64 (1.7e-3 relative measured, bounded in the GPU tests), the size
-of the roundings the bf16 PyTorch path makes itself. So that fp16 products
-stay normal and finite, activations are scaled by a power of two: per token from its largest
-value (the router kernel holds the whole row), and for mlp2 from the SwiGLU clamp, which bounds
-the hidden vector; the exponent goes into the block scale like ``2 ** 26`` above.
+of the roundings the bf16 PyTorch path makes itself. So that fp16 products stay normal and
+finite, activations are scaled by a power of two: per token from its largest value (the router
+kernel holds the whole row), and for mlp2 from the SwiGLU clamp, which bounds the hidden
+vector; the exponent goes into the block scale like ``2 ** 26`` above.
 """
 
 from __future__ import annotations
