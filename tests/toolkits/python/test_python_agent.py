@@ -45,6 +45,8 @@ async def test_warm_pool_inside_an_entered_agent(tmp_path) -> None:
     toolkit = PythonToolkit(policy=pol, pool_size=1)
     async with Agent(engine, [toolkit], policy=pol, files_root=tmp_path) as agent:
         pool = toolkit.pool
+        if pool is not None:  # a loaded CI machine may not have started it before the first call
+            await pool.wait_warm()
         first = await agent.run("x")
         async with anyio.create_task_group() as tg:
             for _ in range(3):
