@@ -158,17 +158,19 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
     return out
 
 
-# {"gemv_half": False, ...} is the previous GEMV (float32 products, its shapes) beside the new one.
 def tuning_variants() -> list[dict[str, object]]:
     """Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning.
-    (Imported here, not at the top: the previous code, timed with this script, lacks GemvShape.)"""
+    The default comes again at the end: cards drift by a few percent within one run. (Imported
+    here, not at the top: the previous code, timed with this script, lacks GemvShape.)"""
     from agent.engine.gptoss.kernels.moe_gemv import GemvShape as S
 
     return [
         {},
-        {"gemv_half": False, "gemv2_few": (S(64, 8, 2), S(128, 4, 4)), "gemv2_many": (S(128, 4, 4), S(128, 4, 2))},
-        {"gemv2_few": (S(32, 8, 2), S(64, 8, 2)), "gemv2_many": (S(64, 8, 2), S(64, 8, 2))},  # before run 17's sweep
-        {"gemv2_few": (S(64, 8, 8), S(32, 8, 2))},
+        # session 4's launch shapes (weight loads one step ahead, mlp2 in up to 4 slices)
+        {"gemv2_few": (S(32, 8, 4, 1), S(32, 8, 2, 1)), "gemv2_many": (S(32, 8, 2, 1), S(32, 8, 2, 1)),
+         "gemv2_max_slices2": 4},
+        {"gemv2_few": (S(32, 8, 2, 2), S(64, 8, 2, 1)), "gemv2_max_slices2": 4},  # mlp2's best alone
+        {"gemv2_max_slices2": 3},
         {},
     ]
 

@@ -88,8 +88,10 @@ def gemv_stage(
     slice_steps: int, swiglu: bool, half: bool,
 ):  # type: ignore[no-untyped-def]
     """A function launching one GEMV stage once per layer of ``blocks [L, E, N, G, 16]``
-    (``half``: ``x`` is int32 fp16 pairs, ``out`` fp16 for mlp1)."""
-    bn, bg, warps = shape
+    (``half``: ``x`` is int32 fp16 pairs, ``out`` fp16 for mlp1). ``shape``: rows, groups per
+    step, warps and (optional, default 2) how many steps ahead the weight loads run."""
+    bn, bg, warps = shape[:3]
+    ahead = shape[3] if len(shape) > 3 else 2
     p, n, groups = flat.numel(), blocks.shape[2], blocks.shape[3]
     exps = torch.zeros(x.shape[0], dtype=torch.int32, device=x.device)
     x_exp = 0 if half else moe_gemv.X_EXP
@@ -100,7 +102,7 @@ def gemv_stage(
                 x, x.stride(0), blocks[i].view(torch.int32), scales[i], bias[i], flat, route_w, out, out_stride,
                 n, groups, 1.702, 7.0, slice_steps, exps, x_exp, 512.0, X_DIV=p // x.shape[0], SWIGLU=swiglu,
                 HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=bn, BLOCK_G=bg, HALF=half, ROW_EXP=half and swiglu,
-                num_warps=warps,
+                AHEAD=ahead, num_warps=warps,
             )  # fmt: skip
 
     return run
@@ -117,8 +119,8 @@ def sweep_gemv2() -> None:
         return b, s, torch.zeros(layers, E, n, device="cuda", dtype=torch.bfloat16)
 
     mlp1, mlp2 = mx(2 * INTER, H), mx(H, INTER)
-    shapes = [s for s in itertools.product((32, 64, 128), (2, 4, 8), (2, 4, 8))
-              if 32 * s[2] <= s[0] * s[1] * 4 <= 64 * 32 * s[2]]  # fmt: skip
+    shapes = [s for s in itertools.product((8, 16, 32, 64), (8, 16, 32), (2, 4, 8), (1, 2))
+              if 32 * s[2] <= s[0] * s[1] * 4 <= 32 * 32 * s[2]]  # fmt: skip
     for tokens in (1, 8):
         p = tokens * K
         flat = torch.stack([torch.randperm(E, device="cuda", generator=gen)[:K] for _ in range(tokens)]).int().flatten()

@@ -134,10 +134,12 @@ def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: in
         natural = (xn.values / X_SCALE).view(tokens, 90, 8, 4).transpose(2, 3).reshape(tokens, 2880)
         assert xn.exps is None and torch.equal(natural, x.float())
         return
-    # Pair order: value q of word w is the (q // 4) half of pair q % 4 of that word.
+    # Pair order: word w's pairs are its values (0, 2), (4, 6), (1, 3), (5, 7); pair p of the 4
+    # words of a group is stored as p * 4 + word.
     i = torch.arange(2880)
     w, q = i // 8, i % 8
-    natural = xn.values[:, (((w // 4) * 16 + (q % 4) * 4 + w % 4) * 2 + q // 4).cuda()].float()
+    pos = ((w // 4) * 16 + (2 * (q % 2) + q // 4) * 4 + w % 4) * 2 + (q // 2) % 2
+    natural = xn.values[:, pos.cuda()].float()
     e = xn.exps.long()
     top = x.float().abs().amax(1)
     assert torch.equal(e, torch.floor(torch.log2(top)).long()), "e = floor(log2(max |x|))"
@@ -145,11 +147,13 @@ def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: in
     assert (natural.abs().amax(1) < 2**15).all()
 
 
+@pytest.mark.parametrize("ahead", [1, 2])
 @pytest.mark.parametrize("half", [False, True])
 @pytest.mark.parametrize(("tokens", "hidden", "inter"), [(1, 2880, 2880), (3, 512, 1024)])
-def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int, half: bool) -> None:
+def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int, half: bool, ahead: int) -> None:
     """mlp2 cut along K (the decode layer's partial sums): the slices sum to the product, with
-    float32 or half (fp16) products alike."""
+    float32 or half (fp16) products alike, and with weight loads one or two steps ahead (their
+    masks stop at the slice's end)."""
     from agent.engine.gptoss.kernels import moe_gemv
     from agent.engine.gptoss.kernels.moe_gemv import GemvShape
 
@@ -161,7 +165,8 @@ def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int
     experts, weights, xn = moe_gemv.route(logits, x, 4, half=half)
     got = moe_gemv.moe_gemv(
         xn, experts, weights, mlp1, mlp2, dtype=torch.bfloat16, alpha=1.702, limit=7.0,
-        shape1=GemvShape(64, 8, 2), shape2=GemvShape(128, 4, 4), programs2=100_000, max_slices2=8, partials=True,
+        shape1=GemvShape(64, 8, 2, ahead), shape2=GemvShape(128, 4, 4, ahead), programs2=100_000, max_slices2=8,
+        partials=True,
     )  # fmt: skip
     assert got.shape[1] > 4 * 2, "mlp2 was not sliced"
     ref = moe_reference(x, experts, weights, mlp1, mlp2)

@@ -183,18 +183,20 @@ class MoeTuning:
     gemv2: bool = True
     gemv_half: bool = True  # half products where moe_gemv.half_ok allows (False: float32 always)
     # Launch shapes (mlp1, mlp2), for up to gemv2_few_pairs (token, expert) pairs and for more.
-    # H200 sweep of the two kernels alone, 20b shapes, half products (results_engine_gpu.txt
-    # run 17): batch 1 mlp1 32/8/4 18.0 us, mlp2 32/8/2 in 4 slices 9.8 us; batch 8 mlp1 32/8/2
-    # 87.3 us, mlp2 32/8/2 47.6 us. Float32 products (float32 models) measured best at 64/8/2
-    # and 128/4/4 (29.2 and 13.3 us at batch 1); they run these shapes too. Shapes are
-    # block_n/block_g/warps.
+    # H200 sweep of the two kernels alone, 20b shapes, half products with the e4m3 decode
+    # (results_engine_gpu.txt run 19): batch 1 mlp1 32/8/2/2 15.9 us, mlp2 9.0-9.6 us for the
+    # best shapes; batch 8 mlp1 64/8/2/2 79.2-79.6 us, mlp2 32/8/2/2 42.7-43.4 us (run 17, the
+    # fp16 decode: 18.0, 9.8, 87.3, 47.6). mlp2's slices are partial rows that the next RMSNorm
+    # (one program per token) reads back, so the whole step, not mlp2 alone, picked 2 slices at
+    # batch 1. Float32 products (float32 models) measured best at 64/8/2 and 128/4/4 (29.2 and
+    # 13.3 us at batch 1); they run these shapes too. Shapes are block_n/block_g/warps/ahead.
     gemv2_few_pairs: int = 8
-    gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 4), GemvShape(32, 8, 2))
-    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 2), GemvShape(32, 8, 2))
+    gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 2, 2), GemvShape(32, 8, 2, 2))
+    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(64, 8, 2, 2), GemvShape(32, 8, 2, 2))
     # mlp2's K is sliced (at most gemv2_max_slices2 ways) until its grid has about this many
     # programs per SM; partial sums, so only where the consumer sums them (the model's MoE).
     gemv2_programs2_per_sm: int = 8
-    gemv2_max_slices2: int = 4
+    gemv2_max_slices2: int = 2
     # Whole-step H100 sweeps at 20b, batch 1: 4.02 ms (16, 16) vs 4.27 ms (32, 8); but 120b and
     # batch 8 measured 5-9% better with (32, 8) in the run before: retune per model when it matters.
     gemv_block_n: int = 16

@@ -27,18 +27,22 @@ fuses bias and the routing weight.
 
 *Half products* (bf16 / fp16 models on the GPU, :func:`half_ok`): the float32 arithmetic above
 spends ~4.9 instructions per weight value, and at batch 1 the GEMV is bound by instruction
-issue, not by memory. Instead an inline-PTX block takes a whole 32-value group (4 words): each
-word's 4 pairs of nibbles (``p``, ``p + 4``) become 4 fp16x2 registers by the same
-shift-and-mask trick (fp16 bits ``s 0 0 0 e e m 0...``: the value times ``2 ** -14``), 16
-chained ``fma.rn.f16x2`` multiply them with activations stored as fp16 pairs (*pair order*,
-``[G, 4 pairs, 4 words]`` int32), and the two halves are summed in float32, scaled once per
-group: ~3.2 instructions per value (the decode, 15 per word, is most of it). 16 products are
-summed per fp16 lane, each step rounded to 2 ** -11 relative: the layer's output lands about
-one bf16 rounding from float64 (1.7e-3 relative measured, bounded in the GPU tests), the size
-of the roundings the bf16 PyTorch path makes itself. So that fp16 products stay normal and
-finite, activations are scaled by a power of two: per token from its largest value (the router
-kernel holds the whole row), and for mlp2 from the SwiGLU clamp, which bounds the hidden
-vector; the exponent goes into the block scale like ``2 ** 26`` above.
+issue, not by memory. Instead an inline-PTX block takes a whole 32-value group (4 words). Each
+word's codes become e4m3 bytes by shift-and-mask (``s e e m`` -> ``s 0 0 e e m 0 0``: the value
+times ``2 ** -6``; the 4 low nibbles in one register, the 4 high ones in another: 7
+instructions), the hardware converts byte pairs to fp16x2 (4 ``cvt.rn.f16x2.e4m3x2``; placing
+the bits straight into fp16 took 15 instructions a word, sign and magnitude needing different
+shifts), 16 chained ``fma.rn.f16x2`` multiply them with activations stored as fp16 pairs (*pair
+order*, ``[G, 4 pairs, 4 words]`` int32; a word's pairs are its values (0, 2), (4, 6), (1, 3),
+(5, 7), as the conversion yields them), and the two halves are summed in float32, scaled once
+per group: ~3 instructions per value at the launch shapes in use. 16 products are summed per
+fp16 lane, each step rounded to 2 ** -11 relative: the layer's output lands about one bf16
+rounding from float64 (bounded in the GPU tests), the size of the roundings the bf16 PyTorch
+path makes itself. So that fp16 products stay normal and finite, activations are scaled by a
+power of two (largest value in [2 ** 14, 2 ** 15): 16 products of codes <= 6 * 2 ** -6 stay
+under 49152 < 65504): per token from its largest value (the router kernel holds the whole row),
+and for mlp2 from the SwiGLU clamp, which bounds the hidden vector; the exponent goes into the
+block scale like ``2 ** 26`` above. Weight loads run ``AHEAD`` loop steps in front.
 """
 
 from __future__ import annotations
@@ -66,26 +70,36 @@ def _nibble_order(i):
 @triton.jit
 def _pair_order(i):
     """Natural index ``i`` within a row -> its fp16 position in pair order: value ``q = i % 8``
-    of word ``w = i // 8`` is in pair ``q % 4``, low half for ``q < 4``."""
+    of word ``w = i // 8`` is in pair ``2 * (q % 2) + q // 4``, low half for even ``q // 2``
+    (the pairs (0, 2), (4, 6), (1, 3), (5, 7): see _group_asm)."""
     w = i // 8
     q = i % 8
-    return ((w // 4) * 16 + (q % 4) * 4 + w % 4) * 2 + q // 4
+    return ((w // 4) * 16 + (2 * (q % 2) + q // 4) * 4 + w % 4) * 2 + (q // 2) % 2
 
 
 def _group_asm() -> str:
-    """PTX for one 32-value group: 4 words' 16 nibble pairs as fp16x2, 16 chained
-    ``fma.rn.f16x2`` against the activation pairs, the two halves summed in float32."""
-    lines = ["{", ".reg .b32 m, s, h;", ".reg .b16 lo, hi;", ".reg .f32 a, b;", "mov.b32 h, 0;"]
+    """PTX for one 32-value group: each word's 8 codes become e4m3 bytes (even and odd nibbles,
+    7 instructions), the hardware converts byte pairs to fp16x2 (4), 16 chained
+    ``fma.rn.f16x2`` take the activation pairs, the two halves are summed in float32."""
+    lines = [
+        "{", ".reg .b32 t, e, o, f0, f1, f2, f3, h;", ".reg .b16 e0, e1, o0, o1, lo, hi;",
+        ".reg .f32 a, b;", "mov.b32 h, 0;",
+    ]  # fmt: skip
     for word in range(4):
         w = f"${1 + word}"
-        for p in range(4):  # nibbles p and p + 4: magnitude bits to 9..11, sign to bit 15
-            shift_m = f"shl.b32 m, {w}, {9 - 4 * p}" if p < 3 else f"shr.u32 m, {w}, 3"
-            shift_s = f"shl.b32 s, {w}, {12 - 4 * p}" if p < 3 else f"mov.b32 s, {w}"
-            lines += [
-                f"{shift_m}; and.b32 m, m, 0x0E000E00;",
-                f"{shift_s}; and.b32 s, s, 0x80008000; or.b32 m, m, s;",
-                f"fma.rn.f16x2 h, m, ${5 + 4 * word + p}, h;",
-            ]
+        x = [f"${5 + 4 * word + p}" for p in range(4)]
+        lines += [
+            # code s e e m -> e4m3 bits s 0 0 e e m 0 0 (the value times 2 ** -6): low nibbles
+            # of the 4 bytes (values 0, 2, 4, 6) in e, high nibbles (1, 3, 5, 7) in o.
+            f"shl.b32 t, {w}, 2; and.b32 e, t, 0x1C1C1C1C; shl.b32 t, {w}, 4; and.b32 t, t, 0x80808080;",
+            "or.b32 e, e, t;",
+            f"shr.u32 t, {w}, 2; and.b32 o, t, 0x1C1C1C1C; and.b32 t, {w}, 0x80808080; or.b32 o, o, t;",
+            "mov.b32 {e0, e1}, e; mov.b32 {o0, o1}, o;",
+            "cvt.rn.f16x2.e4m3x2 f0, e0; cvt.rn.f16x2.e4m3x2 f1, e1;",
+            "cvt.rn.f16x2.e4m3x2 f2, o0; cvt.rn.f16x2.e4m3x2 f3, o1;",
+            f"fma.rn.f16x2 h, f0, {x[0]}, h; fma.rn.f16x2 h, f1, {x[1]}, h;",
+            f"fma.rn.f16x2 h, f2, {x[2]}, h; fma.rn.f16x2 h, f3, {x[3]}, h;",
+        ]
     lines += ["mov.b32 {lo, hi}, h;", "cvt.f32.f16 a, lo;", "cvt.f32.f16 b, hi;", "add.f32 $0, a, b;", "}"]
     return "\n".join(lines)
 
@@ -94,28 +108,44 @@ _GROUP_ASM = tl.constexpr(_group_asm())
 
 
 @triton.jit
-def _group_dot(w, x_ptrs, g_ok, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
-    """Half products: ``w [BLOCK_N, 4 * BLOCK_G]`` words times the fp16 pairs at ``x_ptrs
-    [BLOCK_G]`` (each group's 16 pairs, pair order), per (row, group) as float32 times 2 ** -14."""
-    # Each thread holds a group's 4 words (one 16-byte load): splitting them costs nothing.
-    wa, wb = tl.split(tl.reshape(w, [BLOCK_N, BLOCK_G, 2, 2]))
-    w0, w2 = tl.split(wa)
-    w1, w3 = tl.split(wb)
+def _group_dot(w, x_ptr, w_ok, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
+    """Half products: ``w [BLOCK_N, 4 * BLOCK_G]`` words times the fp16 pairs at ``x_ptr`` (the
+    step's first group; each group's 16 pairs in pair order), per (row, group) as float32 times
+    2 ** -6."""
+    # Each thread holds a group's 4 words (one 16-byte load): splitting them costs nothing. The
+    # activation pairs (p, word) sit at 4 * p + word within a group, so for each p a thread's 4
+    # words are one 16-byte load too (4 loads per group, not 16).
+    w0, w1, w2, w3 = _words(w, BLOCK_N, BLOCK_G)
+    j = tl.arange(0, 4 * BLOCK_G)
+    off = tl.max_contiguous(tl.multiple_of((j // 4) * 16 + j % 4, [4]), [4])
+    x0 = _words(tl.load(x_ptr + off, mask=w_ok, other=0)[None, :], 1, BLOCK_G)
+    x1 = _words(tl.load(x_ptr + 4 + off, mask=w_ok, other=0)[None, :], 1, BLOCK_G)
+    x2 = _words(tl.load(x_ptr + 8 + off, mask=w_ok, other=0)[None, :], 1, BLOCK_G)
+    x3 = _words(tl.load(x_ptr + 12 + off, mask=w_ok, other=0)[None, :], 1, BLOCK_G)
     return tl.inline_asm_elementwise(
         _GROUP_ASM, "=r" + ",r" * 20,
         [w0, w1, w2, w3,
-         _pairs(x_ptrs, 0, 0, g_ok), _pairs(x_ptrs, 0, 1, g_ok), _pairs(x_ptrs, 0, 2, g_ok), _pairs(x_ptrs, 0, 3, g_ok),
-         _pairs(x_ptrs, 1, 0, g_ok), _pairs(x_ptrs, 1, 1, g_ok), _pairs(x_ptrs, 1, 2, g_ok), _pairs(x_ptrs, 1, 3, g_ok),
-         _pairs(x_ptrs, 2, 0, g_ok), _pairs(x_ptrs, 2, 1, g_ok), _pairs(x_ptrs, 2, 2, g_ok), _pairs(x_ptrs, 2, 3, g_ok),
-         _pairs(x_ptrs, 3, 0, g_ok), _pairs(x_ptrs, 3, 1, g_ok), _pairs(x_ptrs, 3, 2, g_ok), _pairs(x_ptrs, 3, 3, g_ok)],
+         x0[0], x1[0], x2[0], x3[0], x0[1], x1[1], x2[1], x3[1],
+         x0[2], x1[2], x2[2], x3[2], x0[3], x1[3], x2[3], x3[3]],
         dtype=tl.float32, is_pure=True, pack=1,
     )  # fmt: skip
 
 
 @triton.jit
-def _pairs(x_ptrs, word: tl.constexpr, p: tl.constexpr, g_ok):
-    """The fp16 pair (values ``p``, ``p + 4``) of each group's word ``word``, as ``[1, BLOCK_G]``."""
-    return tl.load(x_ptrs + 4 * p + word, mask=g_ok, other=0)[None, :]
+def _words_at(w_e, w_off, n_ok, j, start, k_hi):
+    """The weight words of one loop step starting at word ``start`` (zeros past ``k_hi``)."""
+    # Past L1 (".cg"): each weight byte is read once, and the activations, which every program
+    # of a token re-reads, stay in L1 (the sweep measured no change either way).
+    return tl.load(w_e + w_off + start, mask=n_ok[:, None] & ((start + j) < k_hi)[None, :], other=0, cache_modifier=".cg")
+
+
+@triton.jit
+def _words(w, ROWS: tl.constexpr, BLOCK_G: tl.constexpr):
+    """``w [ROWS, 4 * BLOCK_G]`` -> its 4 words of each group, each ``[ROWS, BLOCK_G]``."""
+    wa, wb = tl.split(tl.reshape(w, [ROWS, BLOCK_G, 2, 2]))
+    w0, w2 = tl.split(wa)
+    w1, w3 = tl.split(wb)
+    return w0, w1, w2, w3
 
 
 @triton.jit
@@ -198,6 +228,7 @@ def _gemv(
     BLOCK_G: tl.constexpr,
     HALF: tl.constexpr,  # fp16 products (inline PTX: the GPU only)
     ROW_EXP: tl.constexpr,
+    AHEAD: tl.constexpr,  # weight loads this many loop steps ahead (1 or 2)
 ):  # fmt: skip
     pair = tl.program_id(0)
     nb = tl.program_id(1)
@@ -224,23 +255,30 @@ def _gemv(
     if ROW_EXP:
         x_exp = tl.load(xe_ptr + row)
     if HALF:  # sums per (row, group): one scale per group
+        x_exp -= 8  # the e4m3 codes are the values times 2 ** -6, activations times 2 ** 14
         acc = tl.zeros([BLOCK_N, BLOCK_G], dtype=tl.float32)
     else:
         acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
     w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
-    ok = n_ok[:, None] & ((k_lo + j) < k_hi)[None, :]
-    w_next = tl.load(w_e + w_off + k_lo, mask=ok, other=0)
+    s_off = rows[:, None] * G + gl[None, :]  # HALF: each group's scale
+    # Weight loads run AHEAD steps in front of the arithmetic, the scales one step (the
+    # compiler does not pipeline loads that feed no dot): at batch 1 mlp1 measured 3-6% faster
+    # two steps ahead than one, three or four no better (results_engine_gpu.txt run 19).
+    w_a = _words_at(w_e, w_off, n_ok, j, k_lo, k_hi)
+    w_b = _words_at(w_e, w_off, n_ok, j, k_lo + WORDS, k_hi) if AHEAD == 2 else w_a
+    s_a = tl.load(s_e + s_off + k_lo // 4, mask=n_ok[:, None] & ((k_lo + gl * 4) < k_hi)[None, :], other=0)
     for w0 in range(k_lo, k_hi, WORDS):
-        # Issue the next step's weight loads before this step's arithmetic (twice the bytes in
-        # flight per thread; the compiler does not pipeline loads that feed no dot).
-        w = w_next
-        ok_next = n_ok[:, None] & ((w0 + WORDS + j) < k_hi)[None, :]
-        w_next = tl.load(w_e + w_off + (w0 + WORDS), mask=ok_next, other=0)
+        w = w_a
+        w_next = _words_at(w_e, w_off, n_ok, j, w0 + AHEAD * WORDS, k_hi)
+        if AHEAD == 2:
+            w_a, w_b = w_b, w_next
+        else:
+            w_a = w_next
         if HALF:
-            g_ok = (w0 + gl * 4) < k_hi
-            s_ok = n_ok[:, None] & g_ok[None, :]
-            s = tl.load(s_e + rows[:, None] * G + (w0 // 4 + gl)[None, :], mask=s_ok, other=0)
-            part = _group_dot(w, x_row + w0 * 4 + gl * 16, g_ok, BLOCK_N, BLOCK_G)
+            s = s_a
+            s_ok = n_ok[:, None] & ((w0 + WORDS + gl * 4) < k_hi)[None, :]
+            s_a = tl.load(s_e + s_off + (w0 + WORDS) // 4, mask=s_ok, other=0)
+            part = _group_dot(w, x_row + w0 * 4, (w0 + j) < k_hi, BLOCK_N, BLOCK_G)
         else:
             j_ok = (w0 + j) < k_hi
             s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=n_ok[:, None] & j_ok[None, :], other=0)
@@ -322,6 +360,7 @@ class GemvShape:
     block_n: int  # weight rows per program
     block_g: int  # 32-value groups per loop step (4 int32 words each)
     warps: int
+    ahead: int = 2  # weight loads issued this many loop steps ahead (1 or 2; 3 and 4 measured no better)
 
 
 def moe_gemv(
@@ -370,7 +409,7 @@ def moe_gemv(
         x1, x1.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
         n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), exps1, exp1, h_scale,
         X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g,
-        HALF=half, ROW_EXP=half, num_warps=shape1.warps,
+        HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, num_warps=shape1.warps,
     )  # fmt: skip
     tiles2 = p * triton.cdiv(h, shape2.block_n)
     steps = triton.cdiv(inter // 32, shape2.block_g)  # loop steps along K
@@ -382,7 +421,7 @@ def moe_gemv(
         x2, x2.stride(0), w2, s2, bias2, flat, route_w, y, h,
         h, inter // 32, alpha, limit, slice_steps, flat, exp2, 1.0,
         X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g,
-        HALF=half, ROW_EXP=False, num_warps=shape2.warps,
+        HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, num_warps=shape2.warps,
     )  # fmt: skip
     if partials:
         return y.view(t, k * slices, h)
