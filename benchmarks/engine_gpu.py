@@ -160,8 +160,7 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
 
 def tuning_variants() -> list[dict[str, object]]:
     """Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning.
-    The default comes again at the end: cards drift by a few percent within one run. (Imported
-    here, not at the top: the previous code, timed with this script, lacks GemvShape.)"""
+    (Imported here, not at the top: the previous code, timed with this script, lacks GemvShape.)"""
     from agent.engine.gptoss.kernels.moe_gemv import GemvShape as S
 
     return [
@@ -171,36 +170,45 @@ def tuning_variants() -> list[dict[str, object]]:
          "gemv2_max_slices2": 4},
         {"gemv2_few": (S(32, 8, 2, 2), S(64, 8, 2, 1)), "gemv2_max_slices2": 4},  # mlp2's best alone
         {"gemv2_max_slices2": 3},
-        {},
     ]
 
 
 def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
     """Whole-step time under other launch shapes of the MoE GEMV and the split-K linear layers
-    (graphs are re-captured for each)."""
+    (graphs are re-captured for each). The variants take turns for ``--rounds`` rounds and each
+    prints its median: a card drifts by a few percent within one run, more than most of the
+    differences measured here."""
     import dataclasses
+    import statistics
 
     from agent.engine.gptoss.kernels import linear as linear_mod
     from agent.engine.gptoss.kernels import moe as moe_mod
 
     base_moe, base_linear = moe_mod.TUNING, linear_mod.TUNING
-    say("launch shapes, whole decode step (ms/step at batch 1 / batch 8):")
-    for v in tuning_variants():
-        lin = {k.removeprefix("linear."): x for k, x in v.items() if k.startswith("linear.")}
-        moe_mod.TUNING = dataclasses.replace(base_moe, **{k: x for k, x in v.items() if not k.startswith("linear.")})
-        linear_mod.TUNING = dataclasses.replace(base_linear, **lin)
-        model._decode_graphs = None  # type: ignore[attr-defined]
-        try:
-            times = []
-            for batch in (1, 8):
-                ms, release = decode_step(model, cache, batch, args.context)
-                release()
-                times.append(ms)
-            say(f"  {str(v or 'default'):<58} {times[0]:7.3f} / {times[1]:7.3f}")
-        except Exception as exc:  # noqa: BLE001 - a shape that fails to compile is a result too
-            say(f"  {v}: failed {exc!r}"[:200])
+    variants = tuning_variants()
+    times: list[list[tuple[float, float]]] = [[] for _ in variants]
+    for _ in range(args.rounds):
+        for i, v in enumerate(variants):
+            lin = {k.removeprefix("linear."): x for k, x in v.items() if k.startswith("linear.")}
+            moe_mod.TUNING = dataclasses.replace(base_moe, **{k: x for k, x in v.items() if not k.startswith("linear.")})
+            linear_mod.TUNING = dataclasses.replace(base_linear, **lin)
+            model._decode_graphs = None  # type: ignore[attr-defined]
+            try:
+                pair = []
+                for batch in (1, 8):
+                    ms, release = decode_step(model, cache, batch, args.context)
+                    release()
+                    pair.append(ms)
+                times[i].append((pair[0], pair[1]))
+            except Exception as exc:  # noqa: BLE001 - a shape that fails to compile is a result too
+                say(f"  {v}: failed {exc!r}"[:200])
     moe_mod.TUNING, linear_mod.TUNING = base_moe, base_linear
     model._decode_graphs = None  # type: ignore[attr-defined]
+    say(f"launch shapes, whole decode step (ms/step at batch 1 / batch 8, median of {args.rounds} rounds):")
+    for v, runs in zip(variants, times, strict=True):
+        if runs:
+            b1, b8 = (statistics.median(r[j] for r in runs) for j in (0, 1))
+            say(f"  {str(v or 'default'):<58} {b1:7.3f} / {b8:7.3f}")
 
 
 def bench_profile(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
@@ -385,6 +393,7 @@ def main() -> None:
     parser.add_argument("--hf", action="store_true", help="also time transformers (batches 1, 8)")
     parser.add_argument("--big", action="store_true", help="also time the 120b shape at batch 1")
     parser.add_argument("--skip", default="", help="comma list of: memory,variants,contexts,tunings,profile,prefill")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each tuning variant takes (medians printed)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",")]
