@@ -27,7 +27,8 @@ fuses bias and the routing weight.
 
 *Half products* (bf16 / fp16 models on the GPU, :func:`half_ok`): the float32 arithmetic above
 spends ~4.9 instructions per weight value, and at batch 1 the GEMV is bound by instruction
-issue, not by memory. Instead an inline-PTX block takes a whole 32-value group (4 words). Each
+issue, not by memory. Instead an inline-PTX block (``ptx.py``, executed on the CPU by
+tests/engine/test_gptoss_ptx.py) takes a whole 32-value group (4 words). Each
 word's codes become e4m3 bytes by shift-and-mask (``s e e m`` -> ``s 0 0 e e m 0 0``: the value
 times ``2 ** -6``; the 4 low nibbles in one register, the 4 high ones in another: 7
 instructions), the hardware converts byte pairs to fp16x2 (4 ``cvt.rn.f16x2.e4m3x2``; placing
@@ -55,6 +56,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .ptx import group_dot_asm
+
 X_SCALE = 2.0**100  # activations times this; the block scale carries 2 ** 26 (see above)
 X_EXP = 26  # float32 products: added to the block scale's exponent byte (the 2 ** 26 above)
 _TL = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}
@@ -71,40 +74,13 @@ def _nibble_order(i):
 def _pair_order(i):
     """Natural index ``i`` within a row -> its fp16 position in pair order: value ``q = i % 8``
     of word ``w = i // 8`` is in pair ``2 * (q % 2) + q // 4``, low half for even ``q // 2``
-    (the pairs (0, 2), (4, 6), (1, 3), (5, 7): see _group_asm)."""
+    (the pairs (0, 2), (4, 6), (1, 3), (5, 7): see ptx.group_dot_asm)."""
     w = i // 8
     q = i % 8
     return ((w // 4) * 16 + (2 * (q % 2) + q // 4) * 4 + w % 4) * 2 + (q // 2) % 2
 
 
-def _group_asm() -> str:
-    """PTX for one 32-value group: each word's 8 codes become e4m3 bytes (even and odd nibbles,
-    7 instructions), the hardware converts byte pairs to fp16x2 (4), 16 chained
-    ``fma.rn.f16x2`` take the activation pairs, the two halves are summed in float32."""
-    lines = [
-        "{", ".reg .b32 t, e, o, f0, f1, f2, f3, h;", ".reg .b16 e0, e1, o0, o1, lo, hi;",
-        ".reg .f32 a, b;", "mov.b32 h, 0;",
-    ]  # fmt: skip
-    for word in range(4):
-        w = f"${1 + word}"
-        x = [f"${5 + 4 * word + p}" for p in range(4)]
-        lines += [
-            # code s e e m -> e4m3 bits s 0 0 e e m 0 0 (the value times 2 ** -6): low nibbles
-            # of the 4 bytes (values 0, 2, 4, 6) in e, high nibbles (1, 3, 5, 7) in o.
-            f"shl.b32 t, {w}, 2; and.b32 e, t, 0x1C1C1C1C; shl.b32 t, {w}, 4; and.b32 t, t, 0x80808080;",
-            "or.b32 e, e, t;",
-            f"shr.u32 t, {w}, 2; and.b32 o, t, 0x1C1C1C1C; and.b32 t, {w}, 0x80808080; or.b32 o, o, t;",
-            "mov.b32 {e0, e1}, e; mov.b32 {o0, o1}, o;",
-            "cvt.rn.f16x2.e4m3x2 f0, e0; cvt.rn.f16x2.e4m3x2 f1, e1;",
-            "cvt.rn.f16x2.e4m3x2 f2, o0; cvt.rn.f16x2.e4m3x2 f3, o1;",
-            f"fma.rn.f16x2 h, f0, {x[0]}, h; fma.rn.f16x2 h, f1, {x[1]}, h;",
-            f"fma.rn.f16x2 h, f2, {x[2]}, h; fma.rn.f16x2 h, f3, {x[3]}, h;",
-        ]
-    lines += ["mov.b32 {lo, hi}, h;", "cvt.f32.f16 a, lo;", "cvt.f32.f16 b, hi;", "add.f32 $0, a, b;", "}"]
-    return "\n".join(lines)
-
-
-_GROUP_ASM = tl.constexpr(_group_asm())
+_GROUP_ASM = tl.constexpr(group_dot_asm())
 
 
 @triton.jit
