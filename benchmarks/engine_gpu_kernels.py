@@ -84,32 +84,31 @@ def graph_us(fn, launches: int) -> float:  # type: ignore[no-untyped-def]
 
 def gemv_stage(
     x: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor, flat: torch.Tensor,
-    route_w: torch.Tensor, out: torch.Tensor, out_stride: int, shape: tuple[int, int, int], slices: int,
+    route_w: torch.Tensor, out: torch.Tensor, out_stride: int, shape: tuple[int, ...], slices: int,
     slice_steps: int, swiglu: bool, half: bool,
 ):  # type: ignore[no-untyped-def]
     """A function launching one GEMV stage once per layer of ``blocks [L, E, N, G, 16]``
-    (``half``: ``x`` is int32 fp16 pairs, ``out`` fp16 for mlp1). ``shape``: rows, groups per
-    step, warps and (optional, default 2) how many steps ahead the weight loads run."""
-    bn, bg, warps = shape[:3]
-    ahead = shape[3] if len(shape) > 3 else 2
+    (``half``: ``x`` is int32 fp16 pairs, ``out`` fp16 for mlp1). ``shape``: GemvShape's fields."""
+    launch = moe_gemv.GemvShape(*shape)
     p, n, groups = flat.numel(), blocks.shape[2], blocks.shape[3]
     exps = torch.zeros(x.shape[0], dtype=torch.int32, device=x.device)
     x_exp = 0 if half else moe_gemv.X_EXP
 
     def run() -> None:
         for i in range(blocks.shape[0]):
-            moe_gemv._gemv[(p, triton.cdiv(n, bn), slices)](
+            moe_gemv._gemv[(p, triton.cdiv(n, launch.block_n), slices)](
                 x, x.stride(0), blocks[i].view(torch.int32), scales[i], bias[i], flat, route_w, out, out_stride,
                 n, groups, 1.702, 7.0, slice_steps, exps, x_exp, 512.0, X_DIV=p // x.shape[0], SWIGLU=swiglu,
-                HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=bn, BLOCK_G=bg, HALF=half, ROW_EXP=half and swiglu,
-                AHEAD=ahead, num_warps=warps,
+                HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=launch.block_n, BLOCK_G=launch.block_g, HALF=half,
+                ROW_EXP=half and swiglu, AHEAD=launch.ahead, num_warps=launch.warps,
             )  # fmt: skip
 
     return run
 
 
 def sweep_gemv2() -> None:
-    """Both GEMV stages alone, per launch shape (rows / groups per step / warps) and slices."""
+    """Both GEMV stages alone, per launch shape (rows / groups per step / warps / steps ahead)
+    and slices."""
     layers = 24
     gen = torch.Generator(device="cuda").manual_seed(0)
 
@@ -127,15 +126,16 @@ def sweep_gemv2() -> None:
         distinct = flat.unique().numel()
         route_w = torch.rand(p, device="cuda", generator=gen)
         rows = []
+        inputs = {  # (activations, hidden vector, mlp1's output) per mode
+            True: ((1000 * torch.randn(tokens, H, device="cuda", generator=gen)).half().view(torch.int32),
+                   (1000 * torch.randn(p, INTER, device="cuda", generator=gen)).half().view(torch.int32),
+                   torch.empty(p, INTER, device="cuda", dtype=torch.float16)),
+            False: (torch.randn(tokens, H, device="cuda", generator=gen) * moe_gemv.X_SCALE,
+                    torch.randn(p, INTER, device="cuda", generator=gen) * moe_gemv.X_SCALE,
+                    torch.empty(p, INTER, device="cuda")),
+        }  # fmt: skip
         for half, shape in [(True, s) for s in shapes] + [(False, s) for s in FLOAT32_SHAPES]:
-            if half:
-                xn = (1000 * torch.randn(tokens, H, device="cuda", generator=gen)).half().view(torch.int32)
-                hidden = (1000 * torch.randn(p, INTER, device="cuda", generator=gen)).half().view(torch.int32)
-                out1 = torch.empty(p, INTER, device="cuda", dtype=torch.float16)
-            else:
-                xn = torch.randn(tokens, H, device="cuda", generator=gen) * moe_gemv.X_SCALE
-                hidden = torch.randn(p, INTER, device="cuda", generator=gen) * moe_gemv.X_SCALE
-                out1 = torch.empty(p, INTER, device="cuda")
+            xn, hidden, out1 = inputs[half]
             mode = "half" if half else "float32"
             steps1 = triton.cdiv(H // 32, shape[1])
             us = graph_us(gemv_stage(xn, *mlp1, flat, route_w, out1, INTER, shape, 1, steps1, True, half), layers)
