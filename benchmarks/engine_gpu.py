@@ -165,11 +165,8 @@ def tuning_variants() -> list[dict[str, object]]:
 
     return [
         {},
-        # session 4's launch shapes (weight loads one step ahead, mlp2 in up to 4 slices)
-        {"gemv2_few": (S(32, 8, 4, 1), S(32, 8, 2, 1)), "gemv2_many": (S(32, 8, 2, 1), S(32, 8, 2, 1)),
-         "gemv2_max_slices2": 4},
-        {"gemv2_few": (S(32, 8, 2, 2), S(64, 8, 2, 1)), "gemv2_max_slices2": 4},  # mlp2's best alone
-        {"gemv2_max_slices2": 3},
+        {"gemv2_many": (S(64, 8, 2, 2), S(32, 8, 2, 2))},  # session 5's shapes (registers, no pipeline)
+        {"gemv2_few": (S(32, 16, 2, 2, 3), S(32, 8, 2, 2))},  # batch 1's best mlp1 alone (run 22)
     ]
 
 

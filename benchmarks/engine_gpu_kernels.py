@@ -100,15 +100,16 @@ def gemv_stage(
                 x, x.stride(0), blocks[i].view(torch.int32), scales[i], bias[i], flat, route_w, out, out_stride,
                 n, groups, 1.702, 7.0, slice_steps, exps, x_exp, 512.0, X_DIV=p // x.shape[0], SWIGLU=swiglu,
                 HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=launch.block_n, BLOCK_G=launch.block_g, HALF=half,
-                ROW_EXP=half and swiglu, AHEAD=launch.ahead, num_warps=launch.warps,
+                ROW_EXP=half and swiglu, AHEAD=launch.ahead, STAGES=launch.stages if half else 0,
+                num_warps=launch.warps,
             )  # fmt: skip
 
     return run
 
 
 def sweep_gemv2() -> None:
-    """Both GEMV stages alone, per launch shape (rows / groups per step / warps / steps ahead)
-    and slices."""
+    """Both GEMV stages alone, per launch shape (rows / groups per step / warps / steps ahead /
+    pipeline stages) and slices."""
     layers = 24
     gen = torch.Generator(device="cuda").manual_seed(0)
 
@@ -118,8 +119,9 @@ def sweep_gemv2() -> None:
         return b, s, torch.zeros(layers, E, n, device="cuda", dtype=torch.bfloat16)
 
     mlp1, mlp2 = mx(2 * INTER, H), mx(H, INTER)
-    shapes = [s for s in itertools.product((8, 16, 32, 64), (8, 16, 32), (2, 4, 8), (1, 2))
-              if 32 * s[2] <= s[0] * s[1] * 4 <= 32 * 32 * s[2]]  # fmt: skip
+    loads = [(1, 0), (2, 0), (2, 3), (2, 4)]  # (ahead, stages)
+    shapes = [(n, g, w, *a) for n, g, w, a in itertools.product((16, 32, 64), (8, 16), (2, 4), loads)
+              if 32 * w <= n * g * 4 <= 32 * 32 * w]  # fmt: skip
     for tokens in (1, 8):
         p = tokens * K
         flat = torch.stack([torch.randperm(E, device="cuda", generator=gen)[:K] for _ in range(tokens)]).int().flatten()

@@ -147,13 +147,15 @@ def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: in
     assert (natural.abs().amax(1) < 2**15).all()
 
 
-@pytest.mark.parametrize("ahead", [1, 2])
+@pytest.mark.parametrize(("ahead", "stages"), [(1, 0), (2, 0), (2, 3)])
 @pytest.mark.parametrize("half", [False, True])
 @pytest.mark.parametrize(("tokens", "hidden", "inter"), [(1, 2880, 2880), (3, 512, 1024)])
-def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int, half: bool, ahead: int) -> None:
+def test_moe_sliced_partials_sum_to_float64(
+    tokens: int, hidden: int, inter: int, half: bool, ahead: int, stages: int
+) -> None:
     """mlp2 cut along K (the decode layer's partial sums): the slices sum to the product, with
-    float32 or half (fp16) products alike, and with weight loads one or two steps ahead (their
-    masks stop at the slice's end)."""
+    float32 or half (fp16) products alike, and with weight loads one or two steps ahead or in
+    the compiler's pipeline (their masks stop at the slice's end)."""
     from agent.engine.gptoss.kernels import moe_gemv
     from agent.engine.gptoss.kernels.moe_gemv import GemvShape
 
@@ -165,12 +167,22 @@ def test_moe_sliced_partials_sum_to_float64(tokens: int, hidden: int, inter: int
     experts, weights, xn = moe_gemv.route(logits, x, 4, half=half)
     got = moe_gemv.moe_gemv(
         xn, experts, weights, mlp1, mlp2, dtype=torch.bfloat16, alpha=1.702, limit=7.0,
-        shape1=GemvShape(64, 8, 2, ahead), shape2=GemvShape(128, 4, 4, ahead), programs2=100_000, max_slices2=8,
-        partials=True,
+        shape1=GemvShape(64, 8, 2, ahead, stages), shape2=GemvShape(128, 4, 4, ahead, stages), programs2=100_000,
+        max_slices2=8, partials=True,
     )  # fmt: skip
     assert got.shape[1] > 4 * 2, "mlp2 was not sliced"
     ref = moe_reference(x, experts, weights, mlp1, mlp2)
     assert rel_err(got.sum(1), ref) < 1e-2
+
+
+def test_gemv_shape_rejects_what_the_kernel_cannot_run() -> None:
+    """Three steps ahead would silently read the wrong weights (the kernel has two buffers)."""
+    from agent.engine.gptoss.kernels.moe_gemv import GemvShape
+
+    assert GemvShape(32, 16, 2, 2, 3).stages == 3
+    for bad in ((32, 8, 2, 3), (32, 8, 2, 0), (32, 8, 2, 2, -1)):
+        with pytest.raises(ValueError, match="ahead must be 1 or 2"):
+            GemvShape(*bad)
 
 
 @pytest.mark.parametrize(("rows", "n", "k"), [(1, 5120, 2880), (8, 2880, 4096), (16, 64, 512), (3, 200, 96)])

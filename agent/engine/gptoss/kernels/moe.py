@@ -185,14 +185,18 @@ class MoeTuning:
     # Launch shapes (mlp1, mlp2), for up to gemv2_few_pairs (token, expert) pairs and for more.
     # H200 sweep of the two kernels alone, 20b shapes, half products with the e4m3 decode
     # (results_engine_gpu.txt run 19): batch 1 mlp1 32/8/2/2 15.9 us, mlp2 9.0-9.6 us for the
-    # best shapes; batch 8 mlp1 64/8/2/2 79.2-79.6 us, mlp2 32/8/2/2 42.7-43.4 us (run 17, the
-    # fp16 decode: 18.0, 9.8, 87.3, 47.6). mlp2's slices are partial rows that the next RMSNorm
-    # (one program per token) reads back, so the whole step, not mlp2 alone, picked 2 slices at
-    # batch 1. Float32 products (float32 models) measured best at 64/8/2 and 128/4/4 (29.2 and
-    # 13.3 us at batch 1); they run these shapes too. Shapes are block_n/block_g/warps/ahead.
+    # best shapes (run 17, the fp16 decode: 18.0, 9.8). mlp2's slices are partial rows that the
+    # next RMSNorm (one program per token) reads back, so the whole step, not mlp2 alone,
+    # picked 2 slices at batch 1. From batch 2 (more than 8 pairs) the compiler's pipeline
+    # (stages=3) with 16 groups a step: batch 8 mlp1 74.3 vs 80.8 us, mlp2 41.0 vs 42-43 us
+    # alone (run 22), the whole batch-8 step 3-4% faster (runs 23, 26, 27); at batch 1 it
+    # measured no better.
+    # Float32 products (float32 models) measured best at 64/8/2 and 128/4/4 (29.2 and 13.3 us
+    # at batch 1); they run these shapes too, without the pipeline. Shapes are
+    # block_n/block_g/warps/ahead/stages.
     gemv2_few_pairs: int = 8
     gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 2, 2), GemvShape(32, 8, 2, 2))
-    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(64, 8, 2, 2), GemvShape(32, 8, 2, 2))
+    gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(32, 16, 2, 2, 3), GemvShape(64, 16, 4, 2, 3))
     # mlp2's K is sliced (at most gemv2_max_slices2 ways) until its grid has about this many
     # programs per SM; partial sums, so only where the consumer sums them (the model's MoE).
     gemv2_programs2_per_sm: int = 8

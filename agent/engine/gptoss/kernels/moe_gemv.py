@@ -43,7 +43,8 @@ path makes itself. So that fp16 products stay normal and finite, activations are
 power of two (largest value in [2 ** 14, 2 ** 15): 16 products of codes <= 6 * 2 ** -6 stay
 under 49152 < 65504): per token from its largest value (the router kernel holds the whole row),
 and for mlp2 from the SwiGLU clamp, which bounds the hidden vector; the exponent goes into the
-block scale like ``2 ** 26`` above. Weight loads run ``AHEAD`` loop steps in front.
+block scale like ``2 ** 26`` above. Weight loads run ``AHEAD`` loop steps in front, or
+through the compiler's pipeline (``STAGES``).
 """
 
 from __future__ import annotations
@@ -84,20 +85,31 @@ _GROUP_ASM = tl.constexpr(group_dot_asm())
 
 
 @triton.jit
-def _group_dot(w, x_ptr, w_ok, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
-    """Half products: ``w [BLOCK_N, 4 * BLOCK_G]`` words times the fp16 pairs at ``x_ptr`` (the
-    step's first group; each group's 16 pairs in pair order), per (row, group) as float32 times
-    2 ** -6."""
-    # Each thread holds a group's 4 words (one 16-byte load): splitting them costs nothing. The
-    # activation pairs (p, word) sit at 4 * p + word within a group, so for each p a thread's 4
-    # words are one 16-byte load too (4 loads per group, not 16).
-    w0, w1, w2, w3 = _words(w, BLOCK_N, BLOCK_G)
-    j = tl.arange(0, 4 * BLOCK_G)
+def _pairs_at(x_row, j, start, k_hi, BLOCK_G: tl.constexpr):
+    """The fp16 activation pairs of the loop step at word ``start`` (zeros past ``k_hi``): 4
+    tensors ``[1, 4 * BLOCK_G]`` int32, pair ``p`` of each word in the ``p``-th. The pairs
+    (p, word) sit at 4 * p + word within a group (16 pairs), so for each p a thread's 4 words
+    are one 16-byte load (4 loads per group, not 16)."""
+    x_ptr = x_row + start * 4
+    ok = (start + j) < k_hi
     off = tl.max_contiguous(tl.multiple_of((j // 4) * 16 + j % 4, [4]), [4])
-    x0 = _words(tl.load(x_ptr + off, mask=w_ok, other=0)[None, :], 1, BLOCK_G)
-    x1 = _words(tl.load(x_ptr + 4 + off, mask=w_ok, other=0)[None, :], 1, BLOCK_G)
-    x2 = _words(tl.load(x_ptr + 8 + off, mask=w_ok, other=0)[None, :], 1, BLOCK_G)
-    x3 = _words(tl.load(x_ptr + 12 + off, mask=w_ok, other=0)[None, :], 1, BLOCK_G)
+    x0 = tl.load(x_ptr + off, mask=ok, other=0)[None, :]
+    x1 = tl.load(x_ptr + 4 + off, mask=ok, other=0)[None, :]
+    x2 = tl.load(x_ptr + 8 + off, mask=ok, other=0)[None, :]
+    x3 = tl.load(x_ptr + 12 + off, mask=ok, other=0)[None, :]
+    return x0, x1, x2, x3
+
+
+@triton.jit
+def _group_dot(w, xa, xb, xc, xd, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
+    """Half products: ``w [BLOCK_N, 4 * BLOCK_G]`` words times the pairs from :func:`_pairs_at`,
+    per (row, group) as float32 times 2 ** -6."""
+    # Each thread holds a group's 4 words (one 16-byte load): splitting them costs nothing.
+    w0, w1, w2, w3 = _words(w, BLOCK_N, BLOCK_G)
+    x0 = _words(xa, 1, BLOCK_G)
+    x1 = _words(xb, 1, BLOCK_G)
+    x2 = _words(xc, 1, BLOCK_G)
+    x3 = _words(xd, 1, BLOCK_G)
     return tl.inline_asm_elementwise(
         _GROUP_ASM, "=r" + ",r" * 20,
         [w0, w1, w2, w3,
@@ -105,6 +117,19 @@ def _group_dot(w, x_ptr, w_ok, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
          x0[2], x1[2], x2[2], x3[2], x0[3], x1[3], x2[3], x3[3]],
         dtype=tl.float32, is_pure=True, pack=1,
     )  # fmt: skip
+
+
+@triton.jit
+def _half_step(acc, w, s, xa, xb, xc, xd, x_exp, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
+    """``acc`` plus one loop step's half products, scaled per group."""
+    part = _group_dot(w, xa, xb, xc, xd, BLOCK_N, BLOCK_G)
+    return acc + part * ((s.to(tl.int32) + x_exp) << 23).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _scales_at(s_e, s_off, n_ok, gl, start, k_hi):
+    """The block scales (one byte per row and group) of the loop step at word ``start``."""
+    return tl.load(s_e + s_off + start // 4, mask=n_ok[:, None] & ((start + gl * 4) < k_hi)[None, :], other=0)
 
 
 @triton.jit
@@ -205,6 +230,7 @@ def _gemv(
     HALF: tl.constexpr,  # fp16 products (inline PTX: the GPU only)
     ROW_EXP: tl.constexpr,
     AHEAD: tl.constexpr,  # weight loads this many loop steps ahead (1 or 2)
+    STAGES: tl.constexpr,  # > 0: the compiler's pipeline instead (asynchronous copies to shared memory)
 ):  # fmt: skip
     pair = tl.program_id(0)
     nb = tl.program_id(1)
@@ -237,30 +263,42 @@ def _gemv(
         acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
     w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
     s_off = rows[:, None] * G + gl[None, :]  # HALF: each group's scale
-    # Weight loads run AHEAD steps in front of the arithmetic, the scales one step (the
-    # compiler does not pipeline loads that feed no dot): at batch 1 mlp1 measured 3-6% faster
-    # two steps ahead than one, three or four no better (results_engine_gpu.txt run 19).
-    w_a = _words_at(w_e, w_off, n_ok, j, k_lo, k_hi)
-    w_b = _words_at(w_e, w_off, n_ok, j, k_lo + WORDS, k_hi) if AHEAD == 2 else w_a
-    s_a = tl.load(s_e + s_off + k_lo // 4, mask=n_ok[:, None] & ((k_lo + gl * 4) < k_hi)[None, :], other=0)
-    for w0 in range(k_lo, k_hi, WORDS):
-        w = w_a
-        w_next = _words_at(w_e, w_off, n_ok, j, w0 + AHEAD * WORDS, k_hi)
-        if AHEAD == 2:
-            w_a, w_b = w_b, w_next
-        else:
-            w_a = w_next
-        if HALF:
+    # Weights either go through the compiler's software pipeline (``tl.range`` with stages:
+    # asynchronous copies into shared memory, activations too; the batch-8 step measured 3-4%
+    # faster, results_engine_gpu.txt runs 23, 26, 27) or are loaded AHEAD steps in front of the
+    # arithmetic in registers (batch 1: 3-6% faster two steps ahead than one, three or four no
+    # better, and the pipeline no better either). The scales are loaded one step ahead by hand
+    # in both: the pipeline leaves byte loads out.
+    if STAGES > 0:
+        tl.static_assert(HALF, "the pipelined loop takes half products only")
+        s_a = _scales_at(s_e, s_off, n_ok, gl, k_lo, k_hi)
+        for w0 in tl.range(k_lo, k_hi, WORDS, num_stages=STAGES):
+            w = _words_at(w_e, w_off, n_ok, j, w0, k_hi)
             s = s_a
-            s_ok = n_ok[:, None] & ((w0 + WORDS + gl * 4) < k_hi)[None, :]
-            s_a = tl.load(s_e + s_off + (w0 + WORDS) // 4, mask=s_ok, other=0)
-            part = _group_dot(w, x_row + w0 * 4, (w0 + j) < k_hi, BLOCK_N, BLOCK_G)
-        else:
-            j_ok = (w0 + j) < k_hi
-            s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=n_ok[:, None] & j_ok[None, :], other=0)
-            part = _dot32(w, x_row + w0 * 8 + x_j[None, :], j_ok[None, :])
-        scale = ((s.to(tl.int32) + x_exp) << 23).to(tl.float32, bitcast=True)
-        acc += part * scale
+            s_a = _scales_at(s_e, s_off, n_ok, gl, w0 + WORDS, k_hi)
+            xa, xb, xc, xd = _pairs_at(x_row, j, w0, k_hi, BLOCK_G)
+            acc = _half_step(acc, w, s, xa, xb, xc, xd, x_exp, BLOCK_N, BLOCK_G)
+    else:
+        w_a = _words_at(w_e, w_off, n_ok, j, k_lo, k_hi)
+        w_b = _words_at(w_e, w_off, n_ok, j, k_lo + WORDS, k_hi) if AHEAD == 2 else w_a
+        s_a = _scales_at(s_e, s_off, n_ok, gl, k_lo, k_hi)
+        for w0 in range(k_lo, k_hi, WORDS):
+            w = w_a
+            w_next = _words_at(w_e, w_off, n_ok, j, w0 + AHEAD * WORDS, k_hi)
+            if AHEAD == 2:
+                w_a, w_b = w_b, w_next
+            else:
+                w_a = w_next
+            if HALF:
+                s = s_a
+                s_a = _scales_at(s_e, s_off, n_ok, gl, w0 + WORDS, k_hi)
+                xa, xb, xc, xd = _pairs_at(x_row, j, w0, k_hi, BLOCK_G)
+                acc = _half_step(acc, w, s, xa, xb, xc, xd, x_exp, BLOCK_N, BLOCK_G)
+            else:
+                j_ok = (w0 + j) < k_hi
+                s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=n_ok[:, None] & j_ok[None, :], other=0)
+                part = _dot32(w, x_row + w0 * 8 + x_j[None, :], j_ok[None, :])
+                acc += part * ((s.to(tl.int32) + x_exp) << 23).to(tl.float32, bitcast=True)
     y = tl.sum(acc, axis=1) + tl.load(bias_ptr + e * N + rows, mask=n_ok & (sl == 0), other=0.0).to(tl.float32)
     if SWIGLU:
         gate, lin = tl.split(tl.reshape(y, [BLOCK_N // 2, 2]))
@@ -337,6 +375,13 @@ class GemvShape:
     block_g: int  # 32-value groups per loop step (4 int32 words each)
     warps: int
     ahead: int = 2  # weight loads issued this many loop steps ahead (1 or 2; 3 and 4 measured no better)
+    stages: int = 0  # > 0 (half products only): the compiler's software pipeline of this depth instead
+
+    def __post_init__(self) -> None:
+        # The kernel keeps one or two register buffers of weights: any other value would read
+        # the wrong step, not fail.
+        if self.ahead not in (1, 2) or self.stages < 0:
+            raise ValueError(f"GemvShape: ahead must be 1 or 2 and stages >= 0, got {self}")
 
 
 def moe_gemv(
@@ -385,7 +430,7 @@ def moe_gemv(
         x1, x1.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
         n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), exps1, exp1, h_scale,
         X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g,
-        HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, num_warps=shape1.warps,
+        HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, STAGES=shape1.stages if half else 0, num_warps=shape1.warps,
     )  # fmt: skip
     tiles2 = p * triton.cdiv(h, shape2.block_n)
     steps = triton.cdiv(inter // 32, shape2.block_g)  # loop steps along K
@@ -397,7 +442,7 @@ def moe_gemv(
         x2, x2.stride(0), w2, s2, bias2, flat, route_w, y, h,
         h, inter // 32, alpha, limit, slice_steps, flat, exp2, 1.0,
         X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g,
-        HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, num_warps=shape2.warps,
+        HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, STAGES=shape2.stages if half else 0, num_warps=shape2.warps,
     )  # fmt: skip
     if partials:
         return y.view(t, k * slices, h)
