@@ -187,10 +187,10 @@ class MoeTuning:
     # (results_engine_gpu.txt run 19): batch 1 mlp1 32/8/2/2 15.9 us, mlp2 9.0-9.6 us for the
     # best shapes (run 17, the fp16 decode: 18.0, 9.8). mlp2's slices are partial rows that the
     # next RMSNorm (one program per token) reads back, so the whole step, not mlp2 alone,
-    # picked 2 slices at batch 1. From batch 2 (more than 8 pairs) the compiler's pipeline
+    # picked 2 slices at batch 1. From batch 3 (more than 8 pairs) the compiler's pipeline
     # (stages=3) with 16 groups a step: batch 8 mlp1 74.3 vs 80.8 us, mlp2 41.0 vs 42-43 us
-    # alone (run 22), the whole batch-8 step 3-4% faster (runs 23, 26, 27); at batch 1 it
-    # measured no better.
+    # alone (run 22), the whole step 3-4% faster at batch 8 (runs 23, 26, 27), 4.9% at batch 4
+    # and 3.0% at 16 (run 28); at batch 1 it measured no better.
     # Float32 products (float32 models) measured best at 64/8/2 and 128/4/4 (29.2 and 13.3 us
     # at batch 1); they run these shapes too, without the pipeline. Shapes are
     # block_n/block_g/warps/ahead/stages.
