@@ -100,8 +100,7 @@ def gemv_stage(
                 x, x.stride(0), blocks[i].view(torch.int32), scales[i], bias[i], flat, route_w, out, out_stride,
                 n, groups, 1.702, 7.0, slice_steps, exps, x_exp, 512.0, X_DIV=p // x.shape[0], SWIGLU=swiglu,
                 HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=launch.block_n, BLOCK_G=launch.block_g, HALF=half,
-                ROW_EXP=half and swiglu, AHEAD=launch.ahead, STAGES=launch.stages if half else 0,
-                num_warps=launch.warps,
+                ROW_EXP=half and swiglu, AHEAD=launch.ahead, STAGES=launch.stages, num_warps=launch.warps,
             )  # fmt: skip
 
     return run

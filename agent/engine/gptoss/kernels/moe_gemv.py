@@ -230,7 +230,7 @@ def _gemv(
     HALF: tl.constexpr,  # fp16 products (inline PTX: the GPU only)
     ROW_EXP: tl.constexpr,
     AHEAD: tl.constexpr,  # weight loads this many loop steps ahead (1 or 2)
-    STAGES: tl.constexpr,  # > 0: the compiler's pipeline instead (asynchronous copies to shared memory)
+    STAGES: tl.constexpr,  # > 0 with HALF: the compiler's pipeline instead (async copies to shared memory)
 ):  # fmt: skip
     pair = tl.program_id(0)
     nb = tl.program_id(1)
@@ -269,8 +269,7 @@ def _gemv(
     # arithmetic in registers (batch 1: 3-6% faster two steps ahead than one, three or four no
     # better, and the pipeline no better either). The scales are loaded one step ahead by hand
     # in both: the pipeline leaves byte loads out.
-    if STAGES > 0:
-        tl.static_assert(HALF, "the pipelined loop takes half products only")
+    if HALF and STAGES > 0:
         s_a = _scales_at(s_e, s_off, n_ok, gl, k_lo, k_hi)
         for w0 in tl.range(k_lo, k_hi, WORDS, num_stages=STAGES):
             w = _words_at(w_e, w_off, n_ok, j, w0, k_hi)
@@ -430,7 +429,7 @@ def moe_gemv(
         x1, x1.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
         n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), exps1, exp1, h_scale,
         X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g,
-        HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, STAGES=shape1.stages if half else 0, num_warps=shape1.warps,
+        HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, STAGES=shape1.stages, num_warps=shape1.warps,
     )  # fmt: skip
     tiles2 = p * triton.cdiv(h, shape2.block_n)
     steps = triton.cdiv(inter // 32, shape2.block_g)  # loop steps along K
@@ -442,7 +441,7 @@ def moe_gemv(
         x2, x2.stride(0), w2, s2, bias2, flat, route_w, y, h,
         h, inter // 32, alpha, limit, slice_steps, flat, exp2, 1.0,
         X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g,
-        HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, STAGES=shape2.stages if half else 0, num_warps=shape2.warps,
+        HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, STAGES=shape2.stages, num_warps=shape2.warps,
     )  # fmt: skip
     if partials:
         return y.view(t, k * slices, h)
