@@ -123,17 +123,22 @@ def copy_bandwidth() -> float:
 
 
 def decode_step(model: GptOssModel, cache: KVCache, batch: int, context: int) -> tuple[float, Callable[[], None]]:
-    """Median ms of one decode step of ``batch`` sequences holding ``context`` positions each."""
+    """Median ms of one decode step (``model.decode``: the engine's path, host-side inputs
+    included) of ``batch`` sequences holding ``context`` positions each."""
     seqs = [cache.allocate() for _ in range(batch)]
     for s in seqs:
         cache.reserve(s, context + 1)
-    meta = cache.build_meta(seqs, [context] * batch, [1] * batch)
     # Seeded: the tokens pick the experts, and at batch > 1 how many distinct experts a step
     # reads, so every variant and every run times the same routing.
     gen = torch.Generator().manual_seed(batch)
-    tokens = torch.randint(0, model.config.vocab_size, (batch, 1), generator=gen).cuda()
-    last = torch.zeros(batch, dtype=torch.long, device="cuda")
-    ms = time_ms(lambda: model.forward(tokens, meta, cache, last), iters=20 if batch <= 8 else 10)
+    tokens = torch.randint(0, model.config.vocab_size, (batch,), generator=gen).tolist()
+
+    def step() -> None:
+        for s in seqs:  # every step appends at position `context` (its length advances)
+            s.length = context
+        model.decode(tokens, seqs, cache)
+
+    ms = time_ms(step, iters=20 if batch <= 8 else 10)
 
     def release() -> None:
         for s in seqs:
@@ -168,6 +173,32 @@ def tuning_variants() -> list[dict[str, object]]:
         {"gemv2_many": (S(64, 8, 2, 2), S(32, 8, 2, 2))},  # session 5's shapes (registers, no pipeline)
         {"gemv2_few": (S(32, 16, 2, 2, 3), S(32, 8, 2, 2))},  # batch 1's best mlp1 alone (run 22)
     ]
+
+
+def bench_engine_core(model: GptOssModel) -> None:
+    """The engine's own decode loop, ``EngineCore.step()`` (scheduling, the step's inputs, the
+    replay, sampling, reading the tokens back), per step at batch 1 and 8: set beside the
+    ``decode_step`` lines above, what the host adds."""
+    from agent.engine.base import EngineRequest, SamplingParams
+    from agent.engine.gptoss import CoreOptions, EngineCore
+
+    core = EngineCore(model.weights, CoreOptions(max_batch=8, max_context=1024, prefill_chunk=256))
+    gen = torch.Generator().manual_seed(0)
+    for batch in (1, 8):
+        for _ in range(batch):
+            prompt = torch.randint(0, model.config.vocab_size, (128,), generator=gen).tolist()
+            core.add(EngineRequest(prompt, sampling=SamplingParams(temperature=0.0, max_tokens=200)))
+        for _ in range(6):  # the prompts (a 256-token chunk holds two), then warm decode steps
+            core.step()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(100):
+            core.step()
+        torch.cuda.synchronize()
+        ms = (time.perf_counter() - start) * 1e3 / 100
+        running = len(core.scheduler.running)
+        core.abort_all()
+        say(f"EngineCore decode, batch {batch} ({running} running): {ms:.3f} ms/step, {batch / ms * 1e3:.1f} tok/s")
 
 
 def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
@@ -299,14 +330,12 @@ def bench_memory_4k(model: GptOssModel) -> None:
                     device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
     seq = cache.allocate()
     cache.reserve(seq, 4096)
-    for start in range(0, 4000, 256):
+    for start in range(0, 4096 - 256, 256):
         meta = cache.build_meta([seq], [start], [256])
         model.forward(torch.randint(0, cfg.vocab_size, (1, 256), device="cuda"), meta, cache,
                       torch.tensor([255], device="cuda"))  # fmt: skip
-    for pos in range(4000 + 0, 4008):
-        meta = cache.build_meta([seq], [pos], [1])
-        model.forward(torch.zeros(1, 1, dtype=torch.long, device="cuda"), meta, cache,
-                      torch.zeros(1, dtype=torch.long, device="cuda"))  # fmt: skip
+    for _ in range(8):  # decode steps (the CUDA graph and its memory pool included)
+        model.decode([0], [seq], cache)
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() / 2**30
     say(f"peak GPU memory, one 4k-context sequence (weights + cache + activations): {peak:.2f} GiB")
@@ -367,6 +396,8 @@ def run_ours(args: argparse.Namespace, bw: float) -> dict[int, float]:
     for pool in (cache.full_k, cache.full_v, cache.slide_k, cache.slide_v):
         pool.normal_()  # never time attention over zeros
     ours = bench_decode(model, cache, args, bw)
+    if "engine" not in skip:
+        bench_engine_core(model)
     if "variants" not in skip:
         bench_variants(model, cache, args)
     if "contexts" not in skip:
@@ -389,7 +420,7 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=2048)
     parser.add_argument("--hf", action="store_true", help="also time transformers (batches 1, 8)")
     parser.add_argument("--big", action="store_true", help="also time the 120b shape at batch 1")
-    parser.add_argument("--skip", default="", help="comma list of: memory,variants,contexts,tunings,profile,prefill")
+    parser.add_argument("--skip", default="", help="comma list of: memory,engine,variants,contexts,tunings,profile,prefill")
     parser.add_argument("--rounds", type=int, default=3, help="turns each tuning variant takes (medians printed)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

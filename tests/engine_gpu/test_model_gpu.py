@@ -44,10 +44,8 @@ def step_logits(path: Path, tokens: list[int], dtype: torch.dtype, prefill: int)
     cache.reserve(seq, len(tokens))
     meta = cache.build_meta([seq], [0], [prefill])
     out = [model.forward(torch.tensor([tokens[:prefill]], device="cuda"), meta, cache)[0]]
-    for pos in range(prefill, len(tokens)):
-        meta = cache.build_meta([seq], [pos], [1])
-        last = torch.zeros(1, dtype=torch.long, device="cuda")
-        out.append(model.forward(torch.tensor([[tokens[pos]]], device="cuda"), meta, cache, last))
+    for pos in range(prefill, len(tokens)):  # model.decode: a CUDA graph unless turned off
+        out.append(model.decode([tokens[pos]], [seq], cache))
     return torch.cat(out)
 
 

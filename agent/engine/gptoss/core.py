@@ -137,11 +137,7 @@ class EngineCore:
 
     def _decode(self, seqs: list[Sequence]) -> list[Output]:
         """One token for each of ``seqs`` in a single ``[B, 1]`` forward pass."""
-        caches = [_cache_of(s) for s in seqs]
-        tokens = torch.tensor([[s.tokens[-1]] for s in seqs], device=self.device)  # [B, 1]
-        meta = self.cache.build_meta(caches, [c.length for c in caches], [1] * len(seqs))
-        first = torch.zeros(len(seqs), dtype=torch.long, device=self.device)
-        logits = self.model.forward(tokens, meta, self.cache, first)  # [B, V]
+        logits = self.model.decode([s.tokens[-1] for s in seqs], [_cache_of(s) for s in seqs], self.cache)
         params = [s.request.sampling for s in seqs]
         new = sample_batch(logits, params, [s.generator for s in seqs])
         outputs: list[Output] = []

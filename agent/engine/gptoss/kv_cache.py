@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -133,6 +134,55 @@ class KVCache:
 
     # -- slot arithmetic ------------------------------------------------------------------
 
+    def _full_slots(self, table: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Pool slots of positions ``p [B, X]`` through block tables ``table [B, T]``."""
+        block = table.gather(1, (p // self.block_size).clamp(0, table.shape[1] - 1))
+        return 1 + block * self.block_size + p % self.block_size
+
+    def _ring_slots(self, rings: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Ring slots of positions ``p [B, X]`` in rings ``rings [B, 1]``."""
+        return 1 + rings * self.ring_size + p % self.ring_size
+
+    def decode_inputs(self, seqs: list[SeqCache]) -> tuple[list[int], list[int], list[list[int]]]:
+        """What :meth:`decode_meta` needs for one decode step of ``seqs`` (one new token each, at
+        position ``length``): positions, rings and block tables, as plain lists. Advances each
+        sequence's ``length`` like :meth:`build_meta` (the caller runs the step right after)."""
+        positions = [q.length for q in seqs]
+        for q in seqs:
+            q.length += 1
+        return positions, [q.ring for q in seqs], [q.blocks for q in seqs]
+
+    def decode_meta(
+        self, table: torch.Tensor, rings: torch.Tensor, positions: torch.Tensor, full_width: int
+    ) -> AttentionMeta:
+        """:meth:`build_meta`'s layout for a decode step, from tensors only: no value is read
+        back to the host and every shape follows the inputs', so a CUDA graph can capture it
+        and replay it with new inputs. ``table [B, T]`` block ids (entries past a sequence's
+        blocks: any valid id), ``rings [B]``, ``positions [B]`` the new token's position, -1
+        for a padded row (no keys, writes the scratch slot). Key columns: ``full_width`` for
+        full layers, the window for sliding ones; live columns first, then -1s, as there."""
+        row_live = (positions >= 0)[:, None]  # [B, 1]
+        start = positions.clamp_min(0)[:, None]
+        end = torch.where(row_live, start + 1, 0)  # [B, 1] keys visible to the query
+        full_slots = partial(self._full_slots, table)
+        ring_slots = partial(self._ring_slots, rings[:, None])
+
+        def packed(
+            p: torch.Tensor, slots: Callable[[torch.Tensor], torch.Tensor]
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            live = p < end
+            return slots(p).masked_fill(~live, 0), p.masked_fill(~live, -1)
+
+        cols = torch.arange(full_width, device=table.device).expand(len(table), full_width)
+        f_read, f_pos = packed(cols, full_slots)
+        span = min(self.ring_size, self.config.sliding_window)  # one query sees a window
+        s_read, s_pos = packed((end - span).clamp_min(0) + torch.arange(span, device=table.device), ring_slots)
+        return AttentionMeta(
+            positions=torch.where(row_live, start, -1),
+            full=LayerTypeMeta(full_slots(start).masked_fill(~row_live, 0), f_read, f_pos),
+            sliding=LayerTypeMeta(ring_slots(start).masked_fill(~row_live, 0), s_read, s_pos),
+        )
+
     def build_meta(
         self, seqs: list[SeqCache], starts: list[int], counts: list[int]
     ) -> AttentionMeta:
@@ -150,12 +200,8 @@ class KVCache:
         start_t = torch.tensor(starts)[:, None]
         end_t = start_t + torch.tensor(counts)[:, None]  # [B, 1]
 
-        def full_slots(p: torch.Tensor) -> torch.Tensor:
-            block = table.gather(1, (p // self.block_size).clamp(0, width - 1))
-            return 1 + block * self.block_size + p % self.block_size
-
-        def ring_slots(p: torch.Tensor) -> torch.Tensor:
-            return 1 + rings * self.ring_size + p % self.ring_size
+        full_slots = partial(self._full_slots, table)
+        ring_slots = partial(self._ring_slots, rings)
 
         def packed(
             p: torch.Tensor, slots: Callable[[torch.Tensor], torch.Tensor]

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from . import kernels, mxfp4
 from .config import ModelConfig
-from .kv_cache import AttentionMeta, KVCache, LayerTypeMeta
+from .kv_cache import AttentionMeta, KVCache, LayerTypeMeta, SeqCache
 from .weights import LayerWeights, ModelWeights
 
 _DEQUANT_BUDGET_BYTES = 256 * 2**20  # transient dequantized experts per group in _moe
@@ -105,6 +105,19 @@ class GptOssModel:
             ]  # fmt: skip
 
     @torch.inference_mode()
+    def decode(self, tokens: list[int], seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
+        """One decode step: ``tokens[b]`` appended to ``seqs[b]`` (their lengths advance by one).
+        Returns logits ``[B, V]`` (float32)."""
+        if kernels.graphs_ok(self.weights.device):
+            logits = kernels.graphed_decode(self, tokens, seqs, cache)  # [kernels hook] CUDA graph
+            if logits is not None:
+                return logits
+        dev = self.weights.device
+        meta = cache.build_meta(seqs, [q.length for q in seqs], [1] * len(seqs))
+        first = torch.zeros(len(seqs), dtype=torch.long, device=dev)
+        return self.forward(torch.tensor([[t] for t in tokens], device=dev), meta, cache, first)
+
+    @torch.inference_mode()
     def forward(
         self,
         tokens: torch.Tensor,
@@ -119,10 +132,6 @@ class GptOssModel:
         """
         w, cfg = self.weights, self.config
         assert tokens.shape == meta.positions.shape, "tokens and positions must be [B, S]"
-        if tokens.shape[1] == 1 and logit_index is not None and kernels.graphs_ok(tokens):
-            logits = kernels.graphed_decode(self, tokens, meta, cache)  # [kernels hook] CUDA graph
-            if logits is not None:
-                return logits
         x = w.embedding[tokens]  # [B, S, H]
         rope = self.rope[meta.positions.clamp_min(0)].to(x.dtype)  # [B, S, 2, D/2]
         cos, sin = rope[:, :, None, 0], rope[:, :, None, 1]  # [B, S, 1, D/2]

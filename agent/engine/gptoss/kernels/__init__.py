@@ -22,7 +22,7 @@ import torch
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
-    from ..kv_cache import AttentionMeta, KVCache
+    from ..kv_cache import KVCache, SeqCache
     from ..model import GptOssModel
     from ..weights import LayerWeights
 
@@ -49,9 +49,9 @@ def available(x: torch.Tensor) -> bool:
     return (x.is_cuda or interpreting()) and enabled()
 
 
-def graphs_ok(tokens: torch.Tensor) -> bool:
+def graphs_ok(device: torch.device) -> bool:
     """Replay decode steps from CUDA graphs? (``OSS_AGENT_CUDA_GRAPHS=0`` turns them off.)"""
-    if not (tokens.is_cuda and enabled() and os.environ.get("OSS_AGENT_CUDA_GRAPHS", "1") != "0"):
+    if not (device.type == "cuda" and enabled() and os.environ.get("OSS_AGENT_CUDA_GRAPHS", "1") != "0"):
         return False
     from .graphs import capturing
 
@@ -59,12 +59,13 @@ def graphs_ok(tokens: torch.Tensor) -> bool:
 
 
 def graphed_decode(
-    model: GptOssModel, tokens: torch.Tensor, meta: AttentionMeta, cache: KVCache
+    model: GptOssModel, tokens: list[int], seqs: list[SeqCache], cache: KVCache
 ) -> torch.Tensor | None:
-    """Decode logits from a captured graph, or None when none fits (then run eagerly)."""
+    """Logits of one decode step from a captured graph (the sequences' lengths advance), or
+    None when none fits (then nothing changed: run eagerly)."""
     from .graphs import graphed_decode as run
 
-    return run(model, tokens, meta, cache)
+    return run(model, tokens, seqs, cache)
 
 
 def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
