@@ -122,9 +122,12 @@ def copy_bandwidth() -> float:
     return 2 * 2 * 2**30 / (ms / 1e3) / 1e9  # GB/s, read + write
 
 
-def decode_step(model: GptOssModel, cache: KVCache, batch: int, context: int) -> tuple[float, Callable[[], None]]:
+def decode_step(
+    model: GptOssModel, cache: KVCache, batch: int, context: int
+) -> tuple[float, Callable[[], None], torch.Tensor]:
     """Median ms of one decode step (``model.decode``: the engine's path, host-side inputs
-    included) of ``batch`` sequences holding ``context`` positions each."""
+    included) of ``batch`` sequences holding ``context`` positions each; the release of their
+    cache, and the last step's logits (every step computes the same ones)."""
     seqs = [cache.allocate() for _ in range(batch)]
     for s in seqs:
         cache.reserve(s, context + 1)
@@ -133,10 +136,12 @@ def decode_step(model: GptOssModel, cache: KVCache, batch: int, context: int) ->
     gen = torch.Generator().manual_seed(batch)
     tokens = torch.randint(0, model.config.vocab_size, (batch,), generator=gen).tolist()
 
+    logits = []
+
     def step() -> None:
         for s in seqs:  # every step appends at position `context` (its length advances)
             s.length = context
-        model.decode(tokens, seqs, cache)
+        logits[:] = [model.decode(tokens, seqs, cache)]
 
     ms = time_ms(step, iters=20 if batch <= 8 else 10)
 
@@ -144,7 +149,7 @@ def decode_step(model: GptOssModel, cache: KVCache, batch: int, context: int) ->
         for s in seqs:
             cache.free(s)
 
-    return ms, release
+    return ms, release, logits[0].clone()
 
 
 def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, bw: float) -> dict[int, float]:
@@ -152,7 +157,7 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
     out = {}
     say(f"{'batch':>5} {'ctx':>6} {'ms/step':>8} {'tok/s':>9} {'MB/tok':>8} {'GB/s':>7} {'floor':>6}")
     for batch in args.batches:
-        ms, release = decode_step(model, cache, batch, args.context)
+        ms, release, _ = decode_step(model, cache, batch, args.context)
         release()
         step_bytes = active_bytes(w, expected_distinct(cfg.num_experts, cfg.experts_per_token, batch))
         step_bytes += batch * kv_bytes(cfg, args.context)
@@ -164,14 +169,17 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
 
 
 def tuning_variants() -> list[dict[str, object]]:
-    """Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning.
-    (Imported here, not at the top: the previous code, timed with this script, lacks GemvShape.)"""
+    """Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning,
+    with "pdl." of kernels.pdl.PdlTuning. (Imported here, not at the top: the previous code,
+    timed with this script, may lack what a variant names.)"""
     from agent.engine.gptoss.kernels.moe_gemv import GemvShape as S
 
     return [
         {},
-        {"gemv2_many": (S(64, 8, 2, 2), S(32, 8, 2, 2))},  # session 5's shapes (registers, no pipeline)
-        {"gemv2_few": (S(32, 16, 2, 2, 3), S(32, 8, 2, 2))},  # batch 1's best mlp1 alone (run 22)
+        {"pdl.early": False},  # PDL, every kernel waiting before it reads anything
+        {"pdl.enabled": False},  # plain launches
+        {"linear.programs_per_sm": 4},
+        {"gemv2_few": (S(32, 8, 4, 2), S(32, 8, 2, 2))},  # mlp1 with twice the warps at batch 1-2
     ]
 
 
@@ -202,41 +210,52 @@ def bench_engine_core(model: GptOssModel) -> None:
 
 
 def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
-    """Whole-step time under other launch shapes of the MoE GEMV and the split-K linear layers
-    (graphs are re-captured for each). The variants take turns for ``--rounds`` rounds and each
-    prints its median: a card drifts by a few percent within one run, more than most of the
-    differences measured here."""
+    """Whole-step time under other launch shapes of the MoE GEMV and the split-K linear layers,
+    or other launch modes (graphs are re-captured for each). The variants take turns for
+    ``--rounds`` rounds and each prints its median: a card drifts by a few percent within one
+    run, more than most of the differences measured here. Each also prints how far its logits
+    are from the first variant's (0 where only the launches differ, not the arithmetic)."""
     import dataclasses
     import statistics
 
     from agent.engine.gptoss.kernels import linear as linear_mod
     from agent.engine.gptoss.kernels import moe as moe_mod
+    from agent.engine.gptoss.kernels import pdl as pdl_mod
 
-    base_moe, base_linear = moe_mod.TUNING, linear_mod.TUNING
+    modules = {"linear.": linear_mod, "pdl.": pdl_mod, "": moe_mod}  # key prefix -> module with TUNING
+    bases = {prefix: mod.TUNING for prefix, mod in modules.items()}
     variants = tuning_variants()
     times: list[list[tuple[float, float]]] = [[] for _ in variants]
+    diffs: list[float] = [0.0] * len(variants)
+    first: list[torch.Tensor] = []
     for _ in range(args.rounds):
         for i, v in enumerate(variants):
-            lin = {k.removeprefix("linear."): x for k, x in v.items() if k.startswith("linear.")}
-            moe_mod.TUNING = dataclasses.replace(base_moe, **{k: x for k, x in v.items() if not k.startswith("linear.")})
-            linear_mod.TUNING = dataclasses.replace(base_linear, **lin)
+            for prefix, mod in modules.items():
+                fields = {k.removeprefix(prefix): x for k, x in v.items() if k.startswith(prefix)
+                          and (prefix or not any(k.startswith(p) for p in modules if p))}  # fmt: skip
+                mod.TUNING = dataclasses.replace(bases[prefix], **fields)
             model._decode_graphs = None  # type: ignore[attr-defined]
             try:
-                pair = []
+                pair, logits = [], []
                 for batch in (1, 8):
-                    ms, release = decode_step(model, cache, batch, args.context)
+                    ms, release, out = decode_step(model, cache, batch, args.context)
                     release()
                     pair.append(ms)
+                    logits.append(out)
                 times[i].append((pair[0], pair[1]))
+                first = first or logits
+                diffs[i] = max(diffs[i], *((a - b).abs().max().item() for a, b in zip(logits, first, strict=True)))
             except Exception as exc:  # noqa: BLE001 - a shape that fails to compile is a result too
                 say(f"  {v}: failed {exc!r}"[:200])
-    moe_mod.TUNING, linear_mod.TUNING = base_moe, base_linear
+    for prefix, mod in modules.items():
+        mod.TUNING = bases[prefix]
     model._decode_graphs = None  # type: ignore[attr-defined]
-    say(f"launch shapes, whole decode step (ms/step at batch 1 / batch 8, median of {args.rounds} rounds):")
-    for v, runs in zip(variants, times, strict=True):
+    say(f"launch shapes, whole decode step (ms/step at batch 1 / batch 8, median of {args.rounds} rounds; "
+        "max |logit difference| from the first variant):")  # fmt: skip
+    for v, runs, diff in zip(variants, times, diffs, strict=True):
         if runs:
             b1, b8 = (statistics.median(r[j] for r in runs) for j in (0, 1))
-            say(f"  {str(v or 'default'):<58} {b1:7.3f} / {b8:7.3f}")
+            say(f"  {str(v or 'default'):<58} {b1:7.3f} / {b8:7.3f}   {diff:.3g}")
 
 
 def bench_profile(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
@@ -286,7 +305,7 @@ def _profile_step(model: GptOssModel, cache: KVCache, args: argparse.Namespace, 
 def bench_contexts(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
     say("decode at batch 1 by context length (ms/step, tok/s):")
     for ctx in args.contexts:
-        ms, release = decode_step(model, cache, 1, ctx)
+        ms, release, _ = decode_step(model, cache, 1, ctx)
         release()
         say(f"  ctx {ctx:>6}: {ms:7.3f} ms  {1e3 / ms:7.1f} tok/s")
 
@@ -298,7 +317,7 @@ def bench_variants(model: GptOssModel, cache: KVCache, args: argparse.Namespace)
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            ms, release = decode_step(model, cache, 1, args.context)
+            ms, release, _ = decode_step(model, cache, 1, args.context)
             release()
             say(f"  batch 1, {label}: {ms:.3f} ms/step, {1e3 / ms:.1f} tok/s")
         finally:
@@ -394,7 +413,12 @@ def run_ours(args: argparse.Namespace, bw: float) -> dict[int, float]:
     cache = KVCache(cfg, num_blocks=positions // 16 + 64, block_size=16, num_rings=max(args.batches),
                     prefill_chunk=1, device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
     for pool in (cache.full_k, cache.full_v, cache.slide_k, cache.slide_v):
-        pool.normal_()  # never time attention over zeros
+        # Never time attention over zeros. The random keys repeat every 16 slots after the
+        # scratch slot 0 (a block; the sliding rings hold 128): a step's logits then do not
+        # depend on which blocks and rings the cache hands out, and variants that only launch
+        # differently must agree bit for bit.
+        pattern = torch.randn(pool.shape[0], 16, *pool.shape[2:], device="cuda").to(pool.dtype)
+        pool.copy_(pattern[:, (torch.arange(pool.shape[1], device="cuda") - 1) % 16])
     ours = bench_decode(model, cache, args, bw)
     if "engine" not in skip:
         bench_engine_core(model)
@@ -461,7 +485,7 @@ def main() -> None:
         for label, v in (("", {}), (" (previous GEMV: gemv2=False)", {"gemv2": False})):
             moe_mod.TUNING = dataclasses.replace(base, **v)
             model._decode_graphs = None  # type: ignore[attr-defined]
-            ms, release = decode_step(model, cache, 1, 512)
+            ms, release, _ = decode_step(model, cache, 1, 512)
             release()
             say(f"120b{label}: {weights.nbytes() / 2**30:.1f} GiB of weights, batch 1 ctx 512: {ms:.3f} ms/step, "
                 f"{1e3 / ms:.1f} tok/s, floor {floor_b / bw / 1e6:.2f} ms ({floor_b / bw / 1e6 / ms:.0%}); "

@@ -117,3 +117,23 @@ def test_engine_core_graphs_agree_with_eager(small_ckpt: Path, monkeypatch: pyte
     # near-tie to diverge late rather than demanding bit equality.
     agree = sum(a == b for g, e in zip(graphed, eager, strict=True) for a, b in zip(g, e, strict=True))
     assert agree >= 0.9 * 72
+
+
+def test_dependent_launches_change_no_result(small_ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels that start before the previous one has finished (PDL), some reading their weights
+    before they wait, must change no bit: every kernel waits for its inputs. Graph replays and
+    eager steps against plain launches."""
+    from agent.engine.gptoss.kernels import pdl
+
+    if torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("programmatic dependent launch needs sm_90 or newer")
+    assert pdl.launch(torch.device("cuda"))["PDL"]
+    tokens = prompt(48, seed=2)
+    out = {}
+    for graphs in ("0", "1"):
+        monkeypatch.setenv("OSS_AGENT_CUDA_GRAPHS", graphs)
+        for on in (True, False):
+            monkeypatch.setattr(pdl, "TUNING", pdl.PdlTuning(enabled=on, early=True))
+            out[graphs, on] = step_logits(small_ckpt, tokens, torch.bfloat16, prefill=8)
+    for graphs in ("0", "1"):
+        assert torch.equal(out[graphs, True], out[graphs, False]), f"graphs={graphs}"

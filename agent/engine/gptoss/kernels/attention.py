@@ -28,6 +28,9 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
+from .pdl import begin
+
 LOG2E = 1.4426950408889634
 
 
@@ -57,7 +60,9 @@ def _attn_partial(
     HKV: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr, GROUP_PAD: tl.constexpr,
     SPLITS: tl.constexpr, BLOCK_L: tl.constexpr, DOT_DTYPE: tl.constexpr,
     PRECISION: tl.constexpr,  # "ieee" for float32 models: exact enough to check semantics
+    PDL: tl.constexpr,
 ):  # fmt: skip
+    begin(PDL)
     b = tl.program_id(0)
     kvh = tl.program_id(1)
     sp = tl.program_id(2)
@@ -96,8 +101,9 @@ def _attn_partial(
 @triton.jit
 def _attn_merge(
     o_ptr, m_ptr, l_ptr, sinks_ptr, out_ptr,  # partials; sinks [Hq]; out [B, Hq, D]
-    HQ: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr, SPLITS_PAD: tl.constexpr,
+    HQ: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr, SPLITS_PAD: tl.constexpr, PDL: tl.constexpr,
 ):  # fmt: skip
+    begin(PDL)
     b = tl.program_id(0)
     h = tl.program_id(1)
     sp = tl.arange(0, SPLITS_PAD)
@@ -215,11 +221,13 @@ def decode_attention(
         LOG2E / math.sqrt(d), window or 0,
         HKV=hkv, D=d, GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)),
         SPLITS=splits, BLOCK_L=block_l, DOT_DTYPE=_dot_dtype(q.dtype), PRECISION=_precision(q.dtype), num_warps=4,
+        **pdl.launch(q.device),
     )  # fmt: skip
     out = torch.empty(b, hq, d, device=q.device, dtype=q.dtype)
     _attn_merge[(b, hq)](
         o_part, m_part, l_part, sinks, out,
         HQ=hq, D=d, SPLITS=splits, SPLITS_PAD=max(2, triton.next_power_of_2(splits)), num_warps=1,
+        **pdl.launch(q.device),
     )  # fmt: skip
     return out
 

@@ -12,9 +12,13 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
+from .pdl import begin
+
 
 @triton.jit
-def _rms_norm(x_ptr, scale_ptr, out_ptr, n, eps, BLOCK: tl.constexpr):
+def _rms_norm(x_ptr, scale_ptr, out_ptr, n, eps, BLOCK: tl.constexpr, PDL: tl.constexpr):
+    begin(PDL)
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     ok = cols < n
@@ -30,15 +34,17 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
     out = torch.empty_like(flat)
     n = flat.shape[1]
     block = triton.next_power_of_2(n)
-    _rms_norm[(flat.shape[0],)](flat, scale, out, n, eps, BLOCK=block, num_warps=8 if block >= 2048 else 4)
+    _rms_norm[(flat.shape[0],)](flat, scale, out, n, eps, BLOCK=block, num_warps=8 if block >= 2048 else 4,
+                                 **pdl.launch(x.device))  # fmt: skip
     return out.view(x.shape)
 
 
 @triton.jit
 def _add_rms_norm(
     x_ptr, d_ptr, scale_ptr, x_out_ptr, h_out_ptr, n, eps,
-    D_ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    D_ROWS: tl.constexpr, BLOCK: tl.constexpr, PDL: tl.constexpr,
 ):  # fmt: skip
+    begin(PDL)
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     ok = cols < n
@@ -72,7 +78,7 @@ def add_rms_norm(
     # warps keep more of them in flight.
     warps = 16 if block >= 2048 and d_rows >= 8 else 8 if block >= 2048 else 4
     _add_rms_norm[(t,)](
-        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block, num_warps=warps,
+        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block, num_warps=warps, **pdl.launch(x.device),
     )  # fmt: skip
     return x_out.view(x.shape), h_out.view(x.shape)
 
@@ -126,8 +132,9 @@ def _qkv_rope_store(
     q_ptr, k_ptr, v_ptr,  # q out [T, HQ, D]; pools [slots, HKV, D]
     S,
     HQ: tl.constexpr, HKV: tl.constexpr, HALF: tl.constexpr, PARTS: tl.constexpr,
-    HAS_BIAS: tl.constexpr, BLOCK_H: tl.constexpr,
+    HAS_BIAS: tl.constexpr, BLOCK_H: tl.constexpr, PDL: tl.constexpr,
 ):  # fmt: skip
+    begin(PDL)
     tok = tl.program_id(0).to(tl.int64)
     b = tok // S
     s = tok % S
@@ -194,7 +201,7 @@ def qkv_rope_store(
         qkv.contiguous(), bias if bias is not None else qkv, cos, sin, cos.stride(0), cos.stride(1),
         slots.contiguous(), q, k_pool, v_pool, s,
         HQ=num_heads, HKV=hkv, HALF=d // 2, PARTS=parts, HAS_BIAS=bias is not None, BLOCK_H=block_h,
-        num_warps=2,
+        num_warps=2, **pdl.launch(qkv.device),
     )  # fmt: skip
     return q
 

@@ -20,7 +20,9 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
 from .moe import _dot_dtype, _precision, _sm_count
+from .pdl import begin
 
 MAX_ROWS = 16  # one MMA tile of rows; larger batches go to cuBLAS
 
@@ -31,6 +33,7 @@ def _linear_splitk(
     M, N, K, slice_blocks,  # BLOCK_K-wide blocks of K per slice
     HAS_BIAS: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the first block of weights before the PDL wait
 ):  # fmt: skip
     nb = tl.program_id(0)
     ks = tl.program_id(1)
@@ -45,7 +48,18 @@ def _linear_splitk(
     lo = ks * slice_blocks * BLOCK_K
     hi = tl.minimum(lo + slice_blocks * BLOCK_K, K)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    for k0 in range(lo, hi, BLOCK_K):
+    first = lo
+    if EARLY:  # weights are constants: their first block arrives while the previous kernel ends
+        k = lo + kk
+        k_ok = k < hi
+        w = tl.load(w_ptr + n[:, None].to(tl.int64) * K + k[None, :], mask=n_ok[:, None] & k_ok[None, :], other=0.0)
+        begin(PDL)
+        x = tl.load(x_ptr + m[:, None] * K + k[None, :], mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+        acc += tl.dot(x.to(DOT_DTYPE), tl.trans(w.to(DOT_DTYPE)), input_precision=PRECISION)
+        first += BLOCK_K
+    else:
+        begin(PDL)
+    for k0 in range(first, hi, BLOCK_K):
         k = k0 + kk
         k_ok = k < hi
         x = tl.load(x_ptr + m[:, None] * K + k[None, :], mask=m_ok[:, None] & k_ok[None, :], other=0.0)
@@ -97,5 +111,6 @@ def linear_partials(
         x, weight, bias if bias is not None else weight, out, m, n, k, slice_blocks,
         HAS_BIAS=bias is not None, DOT_DTYPE=_dot_dtype(x.dtype), PRECISION=_precision(x.dtype),
         BLOCK_M=MAX_ROWS, BLOCK_N=tn.block_n, BLOCK_K=tn.block_k, num_warps=tn.warps, num_stages=tn.stages,
+        EARLY=pdl.early(x.device), **pdl.launch(x.device),
     )  # fmt: skip
     return out

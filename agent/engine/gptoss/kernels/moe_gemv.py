@@ -57,6 +57,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
+from .pdl import begin, begin_if
 from .ptx import group_dot_asm
 
 X_SCALE = 2.0**100  # activations times this; the block scale carries 2 ** 26 (see above)
@@ -178,7 +180,9 @@ def _route(
     E, H,
     K: tl.constexpr, PARTS: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr,
     HALF: tl.constexpr,  # x as fp16 in pair order (else float32 in nibble order)
+    PDL: tl.constexpr,
 ):  # fmt: skip
+    begin(PDL)
     t = tl.program_id(0).to(tl.int64)
     e = tl.arange(0, BLOCK_E)
     lg = tl.zeros([BLOCK_E], dtype=tl.float32)
@@ -231,7 +235,10 @@ def _gemv(
     ROW_EXP: tl.constexpr,
     AHEAD: tl.constexpr,  # weight loads this many loop steps ahead (1 or 2)
     STAGES: tl.constexpr,  # > 0 with HALF: the compiler's pipeline instead (async copies to shared memory)
+    PDL: tl.constexpr,
+    EARLY: tl.constexpr,  # mlp2: experts and first weights read before the PDL wait (see pdl.py)
 ):  # fmt: skip
+    begin_if(not EARLY, PDL)
     pair = tl.program_id(0)
     nb = tl.program_id(1)
     sl = tl.program_id(2)  # slice of K: partial sums, summed by the consumer (mlp2 only)
@@ -271,6 +278,7 @@ def _gemv(
     # in both: the pipeline leaves byte loads out.
     if HALF and STAGES > 0:
         s_a = _scales_at(s_e, s_off, n_ok, gl, k_lo, k_hi)
+        begin_if(EARLY, PDL)
         for w0 in tl.range(k_lo, k_hi, WORDS, num_stages=STAGES):
             w = _words_at(w_e, w_off, n_ok, j, w0, k_hi)
             s = s_a
@@ -281,6 +289,7 @@ def _gemv(
         w_a = _words_at(w_e, w_off, n_ok, j, k_lo, k_hi)
         w_b = _words_at(w_e, w_off, n_ok, j, k_lo + WORDS, k_hi) if AHEAD == 2 else w_a
         s_a = _scales_at(s_e, s_off, n_ok, gl, k_lo, k_hi)
+        begin_if(EARLY, PDL)
         for w0 in range(k_lo, k_hi, WORDS):
             w = w_a
             w_next = _words_at(w_e, w_off, n_ok, j, w0 + AHEAD * WORDS, k_hi)
@@ -361,7 +370,7 @@ def route(
     _route[(t,)](
         logits.contiguous(), x.contiguous(), experts, weights, xn, exps if half else experts, num_experts, h,
         K=k, PARTS=parts, BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
-        BLOCK_H=block_h, HALF=half, num_warps=4 if block_h >= 2048 else 1,
+        BLOCK_H=block_h, HALF=half, num_warps=4 if block_h >= 2048 else 1, **pdl.launch(x.device),
     )  # fmt: skip
     return experts, weights, GemvInput(xn, exps)
 
@@ -430,6 +439,7 @@ def moe_gemv(
         n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), exps1, exp1, h_scale,
         X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g,
         HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, STAGES=shape1.stages, num_warps=shape1.warps,
+        EARLY=False, **pdl.launch(x.device),
     )  # fmt: skip
     tiles2 = p * triton.cdiv(h, shape2.block_n)
     steps = triton.cdiv(inter // 32, shape2.block_g)  # loop steps along K
@@ -442,6 +452,7 @@ def moe_gemv(
         h, inter // 32, alpha, limit, slice_steps, flat, exp2, 1.0,
         X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g,
         HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, STAGES=shape2.stages, num_warps=shape2.warps,
+        EARLY=pdl.early(x.device), **pdl.launch(x.device),
     )  # fmt: skip
     if partials:
         return y.view(t, k * slices, h)

@@ -1,0 +1,78 @@
+"""Programmatic dependent launch (PDL, Hopper and newer) for the decode step's kernels.
+
+A batch-1 decode step is ~280 short kernels back to back. Launched plainly, each one is
+scheduled only after the grid before it has drained. Launched with PDL, its programs may be
+scheduled while the previous kernel is still running; they wait (``griddepcontrol.wait``)
+before touching anything that kernel may write, then let the next kernel be scheduled
+(``griddepcontrol.launch_dependents``). On the H200 a graph-captured chain of tiny kernels
+went from 1.16 to 0.75 us a kernel, and the 20b decode step from 2.089 to 1.954 ms at batch 1
+and 4.424 to 4.275 at batch 8 (``benchmarks/results_engine_gpu.txt``, run 37). Of that, the
+linear layers and mlp2 reading their first weights before the wait (``early``) gave 1.5% at
+batch 1 and nothing at batch 8. L2 prefetches of the next weights, issued by a small kernel
+running beside the one before, made the step 0.1-1.4 ms *slower* (run 35; not kept).
+
+Why waiting first keeps every dependency, not only the previous kernel's: the wait returns
+once the previous grid has *completed* and its writes are visible, and no PDL kernel completes
+before its own wait returned, so every earlier kernel has completed too. A kernel launched
+plainly (cuBLAS, a torch op) waits for everything before it, as always. What a kernel touches
+before its wait must be written by nobody in the step (weights), or read-only data written at
+least two launches back: those have completed once the previous kernel let this one launch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+
+@dataclass(slots=True)
+class PdlTuning:
+    """What the decode step launches with PDL; the benchmark may swap in others (``TUNING``)."""
+
+    enabled: bool = True  # ``OSS_AGENT_PDL=0`` also turns it off
+    early: bool = True  # kernels read their first weights before the wait (linear layers, mlp2)
+
+
+TUNING = PdlTuning()
+
+
+def on(device: torch.device) -> bool:
+    return TUNING.enabled and os.environ.get("OSS_AGENT_PDL", "1") != "0" and _supported(device)
+
+
+def launch(device: torch.device) -> dict[str, bool]:
+    """Launch keywords for a kernel that calls :func:`begin` (its ``PDL`` argument included)."""
+    return {"PDL": True, "launch_pdl": True} if on(device) else {"PDL": False}
+
+
+def early(device: torch.device) -> bool:
+    """Should a kernel read its weights before :func:`begin`? (Only useful with PDL.)"""
+    return TUNING.early and on(device)
+
+
+@functools.cache
+def _supported(device: torch.device) -> bool:
+    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+        return False
+    return torch.cuda.get_device_capability(device) >= (9, 0)
+
+
+@triton.jit
+def begin(PDL: tl.constexpr):
+    """Wait for the previous kernel, then let the next one launch (no-ops without PDL)."""
+    if PDL:
+        gdc_wait()
+        gdc_launch_dependents()
+
+
+@triton.jit
+def begin_if(WHEN: tl.constexpr, PDL: tl.constexpr):
+    """:func:`begin` at the place where ``WHEN`` holds (a kernel with two possible places)."""
+    if WHEN:
+        begin(PDL)
