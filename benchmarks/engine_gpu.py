@@ -152,6 +152,17 @@ def decode_step(
     return ms, release, logits[0].clone()
 
 
+def fill_pools(cache: KVCache) -> None:
+    """Random keys and values, never zeros (attention over zeros is no timing). They repeat every
+    16 slots after the scratch slot 0 (a block; the sliding rings hold 128), the same each call:
+    a step's logits then do not depend on which blocks and rings the cache hands out, so
+    variants that only launch differently agree bit for bit."""
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    for pool in (cache.full_k, cache.full_v, cache.slide_k, cache.slide_v):
+        pattern = torch.randn(pool.shape[0], 16, *pool.shape[2:], device="cuda", generator=gen).to(pool.dtype)
+        pool.copy_(pattern[:, (torch.arange(pool.shape[1], device="cuda") - 1) % 16])
+
+
 def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, bw: float) -> dict[int, float]:
     cfg, w = model.config, model.weights
     out = {}
@@ -225,7 +236,8 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
     modules = {"linear.": linear_mod, "pdl.": pdl_mod, "": moe_mod}  # key prefix -> module with TUNING
     bases = {prefix: mod.TUNING for prefix, mod in modules.items()}
     variants = tuning_variants()
-    times: list[list[tuple[float, float]]] = [[] for _ in variants]
+    batches = tuple(b for b in (1, 8, 64) if b <= max(args.batches))  # the cache holds max(batches) rings
+    times: list[list[list[float]]] = [[] for _ in variants]
     diffs: list[float] = [0.0] * len(variants)
     first: list[torch.Tensor] = []
     for _ in range(args.rounds):
@@ -236,13 +248,14 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
                 mod.TUNING = dataclasses.replace(bases[prefix], **fields)
             model._decode_graphs = None  # type: ignore[attr-defined]
             try:
-                pair, logits = [], []
-                for batch in (1, 8):
+                row, logits = [], []
+                for batch in batches:
+                    fill_pools(cache)  # steps write keys: start each from the same cache
                     ms, release, out = decode_step(model, cache, batch, args.context)
                     release()
-                    pair.append(ms)
+                    row.append(ms)
                     logits.append(out)
-                times[i].append((pair[0], pair[1]))
+                times[i].append(row)
                 first = first or logits
                 diffs[i] = max(diffs[i], *((a - b).abs().max().item() for a, b in zip(logits, first, strict=True)))
             except Exception as exc:  # noqa: BLE001 - a shape that fails to compile is a result too
@@ -250,12 +263,12 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
     for prefix, mod in modules.items():
         mod.TUNING = bases[prefix]
     model._decode_graphs = None  # type: ignore[attr-defined]
-    say(f"launch shapes, whole decode step (ms/step at batch 1 / batch 8, median of {args.rounds} rounds; "
-        "max |logit difference| from the first variant):")  # fmt: skip
+    say(f"launch shapes, whole decode step (ms/step at batch {' / '.join(map(str, batches))}, median of "
+        f"{args.rounds} rounds; max |logit difference| from the first variant):")  # fmt: skip
     for v, runs, diff in zip(variants, times, diffs, strict=True):
         if runs:
-            b1, b8 = (statistics.median(r[j] for r in runs) for j in (0, 1))
-            say(f"  {str(v or 'default'):<58} {b1:7.3f} / {b8:7.3f}   {diff:.3g}")
+            ms = " / ".join(f"{statistics.median(r[j] for r in runs):7.3f}" for j in range(len(batches)))
+            say(f"  {str(v or 'default'):<58} {ms}   {diff:.3g}")
 
 
 def bench_profile(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
@@ -412,13 +425,7 @@ def run_ours(args: argparse.Namespace, bw: float) -> dict[int, float]:
     positions = max(max(args.batches) * (args.context + 16), max_ctx)
     cache = KVCache(cfg, num_blocks=positions // 16 + 64, block_size=16, num_rings=max(args.batches),
                     prefill_chunk=1, device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
-    for pool in (cache.full_k, cache.full_v, cache.slide_k, cache.slide_v):
-        # Never time attention over zeros. The random keys repeat every 16 slots after the
-        # scratch slot 0 (a block; the sliding rings hold 128): a step's logits then do not
-        # depend on which blocks and rings the cache hands out, and variants that only launch
-        # differently must agree bit for bit.
-        pattern = torch.randn(pool.shape[0], 16, *pool.shape[2:], device="cuda").to(pool.dtype)
-        pool.copy_(pattern[:, (torch.arange(pool.shape[1], device="cuda") - 1) % 16])
+    fill_pools(cache)
     ours = bench_decode(model, cache, args, bw)
     if "engine" not in skip:
         bench_engine_core(model)
