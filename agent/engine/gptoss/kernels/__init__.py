@@ -9,7 +9,8 @@ fallback and the reference they are checked against.
 
 ``available(tensor)`` says whether a tensor can take the Triton path: a CUDA tensor with Triton
 importable, or any tensor under ``TRITON_INTERPRET=1`` (CPU tests). ``OSS_AGENT_KERNELS=0``
-turns every kernel off (the plain PyTorch path then runs everywhere).
+turns every kernel off (the plain PyTorch path then runs everywhere). On Hopper and newer the
+decode kernels launch as programmatic dependents (``pdl.py``; ``OSS_AGENT_PDL=0``: plainly).
 """
 
 from __future__ import annotations
