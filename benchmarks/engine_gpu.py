@@ -181,16 +181,12 @@ def bench_decode(model: GptOssModel, cache: KVCache, args: argparse.Namespace, b
 
 def tuning_variants() -> list[dict[str, object]]:
     """Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning,
-    with "pdl." of kernels.pdl.PdlTuning. (Imported here, not at the top: the previous code,
-    timed with this script, may lack what a variant names.)"""
-    from agent.engine.gptoss.kernels.moe_gemv import GemvShape as S
-
+    with "pdl." of kernels.pdl.PdlTuning. MoE shapes are kernels.moe_gemv.GemvShape; with PDL,
+    the shapes near the defaults measured within noise of them (results_engine_gpu.txt, run 40)."""
     return [
         {},
         {"pdl.early": False},  # PDL, every kernel waiting before it reads anything
         {"pdl.enabled": False},  # plain launches
-        {"linear.programs_per_sm": 4},
-        {"gemv2_few": (S(32, 8, 4, 2), S(32, 8, 2, 2))},  # mlp1 with twice the warps at batch 1-2
     ]
 
 

@@ -147,7 +147,7 @@ def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partial
         else:
             logits = torch.nn.functional.linear(x, layer.gate_weight, layer.gate_bias)
         half = TUNING.gemv_half and moe_gemv.half_ok(x, cfg.swiglu_alpha, cfg.swiglu_limit)
-        experts, weights, xn = moe_gemv.route(logits, x, k, half=half)
+        experts, weights, xn = moe_gemv.route(logits, x, k, half=half, x_ready=True)  # the gate wrote logits
         return gemv2(
             xn, experts, weights,
             (layer.mlp1_blocks, layer.mlp1_scales, layer.mlp1_bias),

@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from . import pdl
-from .pdl import begin
+from .pdl import begin_if
 
 LOG2E = 1.4426950408889634
 
@@ -50,6 +50,16 @@ def _attend(q, k, v, ok, m_i, l_i, acc, qk_scale, DOT_DTYPE: tl.constexpr, PRECI
 
 
 @triton.jit
+def _key_cols(slots_ptr, kpos_ptr, row, start, hi, BLOCK_L: tl.constexpr):
+    """Slots and positions of key columns ``start .. start + BLOCK_L`` (masked at ``hi``)."""
+    cols = start + tl.arange(0, BLOCK_L)
+    c_ok = cols < hi
+    slot = tl.load(slots_ptr + row + cols, mask=c_ok, other=0).to(tl.int64)
+    kp = tl.load(kpos_ptr + row + cols, mask=c_ok, other=-1)
+    return slot, kp, c_ok
+
+
+@triton.jit
 def _attn_partial(
     q_ptr,  # [B, Hq, D]
     k_ptr, v_ptr,  # pools [slots, Hkv, D]
@@ -61,8 +71,9 @@ def _attn_partial(
     SPLITS: tl.constexpr, BLOCK_L: tl.constexpr, DOT_DTYPE: tl.constexpr,
     PRECISION: tl.constexpr,  # "ieee" for float32 models: exact enough to check semantics
     PDL: tl.constexpr,
+    EARLY: tl.constexpr,  # the metadata (lengths, positions, slots) read before the PDL wait
 ):  # fmt: skip
-    begin(PDL)
+    begin_if(not EARLY, PDL)
     b = tl.program_id(0)
     kvh = tl.program_id(1)
     sp = tl.program_id(2)
@@ -71,6 +82,11 @@ def _attn_partial(
     chunk = tl.cdiv(tl.cdiv(n, SPLITS), BLOCK_L) * BLOCK_L
     lo = sp * chunk
     hi = tl.minimum(lo + chunk, n)
+    row = b.to(tl.int64) * slots_stride
+    # Each block's slots are loaded one block ahead of its keys (they are what the keys'
+    # addresses wait for): the first block's before the PDL wait.
+    slot, kp, c_ok = _key_cols(slots_ptr, kpos_ptr, row, lo, hi, BLOCK_L)
+    begin_if(EARLY, PDL)
     g = tl.arange(0, GROUP_PAD)
     g_ok = g < GROUP
     d = tl.arange(0, D)
@@ -80,17 +96,13 @@ def _attn_partial(
     m_i = tl.full([GROUP_PAD], -1.0e30, dtype=tl.float32)
     l_i = tl.zeros([GROUP_PAD], dtype=tl.float32)
     acc = tl.zeros([GROUP_PAD, D], dtype=tl.float32)
-    row = b.to(tl.int64) * slots_stride
     for j0 in range(lo, hi, BLOCK_L):
-        cols = j0 + tl.arange(0, BLOCK_L)
-        c_ok = cols < hi
-        slot = tl.load(slots_ptr + row + cols, mask=c_ok, other=0).to(tl.int64)
-        kp = tl.load(kpos_ptr + row + cols, mask=c_ok, other=-1)
         ok = c_ok & (kp >= 0) & (kp <= qp)
         ok = ok & ((window == 0) | (qp - kp < window))
         kv_off = (slot * HKV + kvh)[:, None] * D + d[None, :]
         k = tl.load(k_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
         v = tl.load(v_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
+        slot, kp, c_ok = _key_cols(slots_ptr, kpos_ptr, row, j0 + BLOCK_L, hi, BLOCK_L)
         m_i, l_i, acc = _attend(q, k, v, ok[None, :], m_i, l_i, acc, qk_scale, DOT_DTYPE, PRECISION)
     part = (b * HKV * GROUP + heads) * SPLITS + sp
     tl.store(o_ptr + part[:, None] * D + d[None, :], acc, mask=g_ok[:, None])
@@ -101,11 +113,14 @@ def _attn_partial(
 @triton.jit
 def _attn_merge(
     o_ptr, m_ptr, l_ptr, sinks_ptr, out_ptr,  # partials; sinks [Hq]; out [B, Hq, D]
-    HQ: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr, SPLITS_PAD: tl.constexpr, PDL: tl.constexpr,
+    HQ: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr, SPLITS_PAD: tl.constexpr,
+    PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the sink (a weight) read before the PDL wait
 ):  # fmt: skip
-    begin(PDL)
+    begin_if(not EARLY, PDL)
     b = tl.program_id(0)
     h = tl.program_id(1)
+    sink = tl.load(sinks_ptr + h).to(tl.float32) * 1.4426950408889634
+    begin_if(EARLY, PDL)
     sp = tl.arange(0, SPLITS_PAD)
     sp_ok = sp < SPLITS
     d = tl.arange(0, D)
@@ -113,7 +128,6 @@ def _attn_merge(
     m = tl.load(m_ptr + base + sp, mask=sp_ok, other=-1.0e30)
     lsum = tl.load(l_ptr + base + sp, mask=sp_ok, other=0.0)
     o = tl.load(o_ptr + (base + sp)[:, None] * D + d[None, :], mask=sp_ok[:, None], other=0.0)
-    sink = tl.load(sinks_ptr + h).to(tl.float32) * 1.4426950408889634
     top = tl.maximum(tl.max(m, axis=0), sink)
     w = tl.exp2(m - top)
     total = tl.sum(lsum * w, axis=0) + tl.exp2(sink - top)
@@ -203,7 +217,12 @@ def decode_attention(
     block_l: int = 64,
     target_programs: int = 264,
 ) -> torch.Tensor:
-    """Softmax attention with sinks for one new token per sequence: ``[B, Hq, D]``."""
+    """Softmax attention with sinks for one new token per sequence: ``[B, Hq, D]``.
+
+    With programmatic dependent launch the kernel reads ``read_slots``, ``key_positions``,
+    ``positions`` and ``lengths`` before it waits for the kernel launched just before it (only
+    ``q`` and the newest keys come from there): they must be older, as the cache's step
+    metadata is."""
     b, hq, d = q.shape
     hkv = k_pool.shape[1]
     group = hq // hkv
@@ -221,13 +240,13 @@ def decode_attention(
         LOG2E / math.sqrt(d), window or 0,
         HKV=hkv, D=d, GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)),
         SPLITS=splits, BLOCK_L=block_l, DOT_DTYPE=_dot_dtype(q.dtype), PRECISION=_precision(q.dtype), num_warps=4,
-        **pdl.launch(q.device),
+        EARLY=pdl.early(q.device), **pdl.launch(q.device),
     )  # fmt: skip
     out = torch.empty(b, hq, d, device=q.device, dtype=q.dtype)
     _attn_merge[(b, hq)](
         o_part, m_part, l_part, sinks, out,
         HQ=hq, D=d, SPLITS=splits, SPLITS_PAD=max(2, triton.next_power_of_2(splits)), num_warps=1,
-        **pdl.launch(q.device),
+        EARLY=pdl.early(q.device), **pdl.launch(q.device),
     )  # fmt: skip
     return out
 

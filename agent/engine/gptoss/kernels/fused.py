@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from . import pdl
-from .pdl import begin
+from .pdl import begin, begin_if
 
 
 @triton.jit
@@ -42,12 +42,15 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
 @triton.jit
 def _add_rms_norm(
     x_ptr, d_ptr, scale_ptr, x_out_ptr, h_out_ptr, n, eps,
-    D_ROWS: tl.constexpr, BLOCK: tl.constexpr, PDL: tl.constexpr,
+    D_ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the scale (a weight) read before the PDL wait
 ):  # fmt: skip
-    begin(PDL)
+    begin_if(not EARLY, PDL)
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     ok = cols < n
+    scale = tl.load(scale_ptr + cols, mask=ok, other=0.0).to(tl.float32)
+    begin_if(EARLY, PDL)
     d = tl.zeros([BLOCK], dtype=tl.float32)
     for i in tl.static_range(D_ROWS):  # per-expert partials of one token, summed like .sum(1)
         d += tl.load(d_ptr + (row * D_ROWS + i) * n + cols, mask=ok, other=0.0).to(tl.float32)
@@ -58,7 +61,6 @@ def _add_rms_norm(
     tl.store(x_out_ptr + row * n + cols, x, mask=ok)
     xf = x.to(tl.float32)
     inv = tl.rsqrt(tl.sum(xf * xf, axis=0) / n + eps)
-    scale = tl.load(scale_ptr + cols, mask=ok, other=0.0).to(tl.float32)
     tl.store(h_out_ptr + row * n + cols, (xf * inv * scale).to(h_out_ptr.dtype.element_ty), mask=ok)
 
 
@@ -78,7 +80,8 @@ def add_rms_norm(
     # warps keep more of them in flight.
     warps = 16 if block >= 2048 and d_rows >= 8 else 8 if block >= 2048 else 4
     _add_rms_norm[(t,)](
-        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block, num_warps=warps, **pdl.launch(x.device),
+        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block, num_warps=warps,
+        EARLY=pdl.early(x.device), **pdl.launch(x.device),
     )  # fmt: skip
     return x_out.view(x.shape), h_out.view(x.shape)
 
@@ -132,9 +135,10 @@ def _qkv_rope_store(
     q_ptr, k_ptr, v_ptr,  # q out [T, HQ, D]; pools [slots, HKV, D]
     S,
     HQ: tl.constexpr, HKV: tl.constexpr, HALF: tl.constexpr, PARTS: tl.constexpr,
-    HAS_BIAS: tl.constexpr, BLOCK_H: tl.constexpr, PDL: tl.constexpr,
+    HAS_BIAS: tl.constexpr, BLOCK_H: tl.constexpr,
+    PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: bias, cos / sin and slots read before the PDL wait
 ):  # fmt: skip
-    begin(PDL)
+    begin_if(not EARLY, PDL)
     tok = tl.program_id(0).to(tl.int64)
     b = tok // S
     s = tok % S
@@ -144,6 +148,14 @@ def _qkv_rope_store(
     NH: tl.constexpr = HQ + 2 * HKV
     ok = (h < NH)[:, None]
     col = h[:, None] * (2 * HALF) + j[None, :]
+    if HAS_BIAS:
+        b1 = tl.load(bias_ptr + col, mask=ok, other=0.0).to(tl.float32)
+        b2 = tl.load(bias_ptr + col + HALF, mask=ok, other=0.0).to(tl.float32)
+    cs = b * cs_b + s * cs_s + j
+    cos = tl.load(c_ptr + cs)[None, :]
+    sin = tl.load(s_ptr + cs)[None, :]
+    slot = tl.load(slots_ptr + tok).to(tl.int64)
+    begin_if(EARLY, PDL)
     x1 = tl.zeros([BLOCK_H, HALF], dtype=tl.float32)
     x2 = tl.zeros([BLOCK_H, HALF], dtype=tl.float32)
     for p in tl.static_range(PARTS):
@@ -151,18 +163,14 @@ def _qkv_rope_store(
         x1 += tl.load(row, mask=ok, other=0.0).to(tl.float32)
         x2 += tl.load(row + HALF, mask=ok, other=0.0).to(tl.float32)
     if HAS_BIAS:
-        x1 += tl.load(bias_ptr + col, mask=ok, other=0.0).to(tl.float32)
-        x2 += tl.load(bias_ptr + col + HALF, mask=ok, other=0.0).to(tl.float32)
+        x1 += b1
+        x2 += b2
     # The projection's output dtype, then the same rotation arithmetic as _rope.
     x1 = x1.to(q_ptr.dtype.element_ty)
     x2 = x2.to(q_ptr.dtype.element_ty)
-    cs = b * cs_b + s * cs_s + j
-    cos = tl.load(c_ptr + cs)[None, :]
-    sin = tl.load(s_ptr + cs)[None, :]
     rotate = (h < HQ + HKV)[:, None]
     o1 = tl.where(rotate, x1 * cos - x2 * sin, x1)
     o2 = tl.where(rotate, x2 * cos + x1 * sin, x2)
-    slot = tl.load(slots_ptr + tok).to(tl.int64)
     is_q = ok & (h < HQ)[:, None]
     is_k = ok & ((h >= HQ) & (h < HQ + HKV))[:, None]
     is_v = ok & (h >= HQ + HKV)[:, None]
@@ -189,7 +197,10 @@ def qkv_rope_store(
     dtype: torch.dtype,
 ) -> torch.Tensor:
     """The fused attention projection's epilogue in one launch: sum the partials (+ bias), round
-    to ``dtype``, rotate q and k, write k and v to their cache slots. Returns q ``[T, Hq, D]``."""
+    to ``dtype``, rotate q and k, write k and v to their cache slots. Returns q ``[T, Hq, D]``.
+
+    With programmatic dependent launch ``bias``, ``cos``, ``sin`` and ``slots`` are read before
+    the wait for the kernel launched just before (which writes ``qkv``): they must be older."""
     t, parts, width = qkv.shape
     hkv, d = k_pool.shape[1], k_pool.shape[2]
     b, s = cos.shape[0], cos.shape[1]
@@ -201,7 +212,7 @@ def qkv_rope_store(
         qkv.contiguous(), bias if bias is not None else qkv, cos, sin, cos.stride(0), cos.stride(1),
         slots.contiguous(), q, k_pool, v_pool, s,
         HQ=num_heads, HKV=hkv, HALF=d // 2, PARTS=parts, HAS_BIAS=bias is not None, BLOCK_H=block_h,
-        num_warps=2, **pdl.launch(qkv.device),
+        num_warps=2, EARLY=pdl.early(qkv.device), **pdl.launch(qkv.device),
     )  # fmt: skip
     return q
 

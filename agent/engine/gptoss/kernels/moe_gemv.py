@@ -58,7 +58,7 @@ import triton
 import triton.language as tl
 
 from . import pdl
-from .pdl import begin, begin_if
+from .pdl import begin_if
 from .ptx import group_dot_asm
 
 X_SCALE = 2.0**100  # activations times this; the block scale carries 2 ** 26 (see above)
@@ -181,9 +181,18 @@ def _route(
     K: tl.constexpr, PARTS: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr,
     HALF: tl.constexpr,  # x as fp16 in pair order (else float32 in nibble order)
     PDL: tl.constexpr,
+    EARLY: tl.constexpr,  # x read (and converted) before the PDL wait: only the logits are new
 ):  # fmt: skip
-    begin(PDL)
+    begin_if(not EARLY, PDL)
     t = tl.program_id(0).to(tl.int64)
+    h = tl.arange(0, BLOCK_H)
+    x = tl.load(x_ptr + t * H + h, mask=h < H, other=0.0).to(tl.float32)
+    if HALF:
+        # e = floor(log2(max |x|)): times 2 ** (14 - e) the largest value lands in [2 ** 14, 2 ** 15).
+        top = tl.max(tl.abs(x), axis=0)
+        x_exp = tl.maximum(((top.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 127, -113)
+        xn = (x * ((141 - x_exp) << 23).to(tl.float32, bitcast=True)).to(tl.float16)
+    begin_if(EARLY, PDL)
     e = tl.arange(0, BLOCK_E)
     lg = tl.zeros([BLOCK_E], dtype=tl.float32)
     for p in tl.static_range(PARTS):
@@ -203,15 +212,9 @@ def _route(
     p = p / tl.sum(p, axis=0)
     tl.store(experts_ptr + t * K + kk, top_i, mask=kk < K)
     tl.store(weights_ptr + t * K + kk, p, mask=kk < K)
-    h = tl.arange(0, BLOCK_H)
-    x = tl.load(x_ptr + t * H + h, mask=h < H, other=0.0).to(tl.float32)
     if HALF:
-        # e = floor(log2(max |x|)): times 2 ** (14 - e) the largest value lands in [2 ** 14, 2 ** 15).
-        top = tl.max(tl.abs(x), axis=0)
-        e = tl.maximum(((top.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 127, -113)
-        factor = ((141 - e) << 23).to(tl.float32, bitcast=True)
-        tl.store(xn_ptr + t * H + _pair_order(h), (x * factor).to(tl.float16), mask=h < H)
-        tl.store(xe_ptr + t, e)  # the sums carry 2 ** -e: the block scale gets it back
+        tl.store(xn_ptr + t * H + _pair_order(h), xn, mask=h < H)
+        tl.store(xe_ptr + t, x_exp)  # the sums carry 2 ** -e: the block scale gets it back
     else:
         tl.store(xn_ptr + t * H + _nibble_order(h), x * 1.2676506002282294e30, mask=h < H)  # X_SCALE
 
@@ -353,11 +356,13 @@ def half_ok(x: torch.Tensor, alpha: float, limit: float) -> bool:
 
 
 def route(
-    logits: torch.Tensor, x: torch.Tensor, k: int, *, half: bool = False
+    logits: torch.Tensor, x: torch.Tensor, k: int, *, half: bool = False, x_ready: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, GemvInput]:
     """Router logits ``[T, E]`` (or float32 partial sums ``[T, P, E]``) and ``x [T, H]`` ->
     experts ``[T, k]`` int32, softmax weights ``[T, k]`` float32, and ``x`` as :func:`moe_gemv`
-    reads it (``half``: for half products, see :func:`half_ok`)."""
+    reads it (``half``: for half products, see :func:`half_ok`). ``x_ready``: ``x`` was not
+    written by the kernel launched just before (the logits were), so with programmatic
+    dependent launch the kernel reads and converts it before it waits."""
     if logits.dim() == 2:
         logits = logits[:, None]
     t, parts, num_experts = logits.shape
@@ -370,7 +375,8 @@ def route(
     _route[(t,)](
         logits.contiguous(), x.contiguous(), experts, weights, xn, exps if half else experts, num_experts, h,
         K=k, PARTS=parts, BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
-        BLOCK_H=block_h, HALF=half, num_warps=4 if block_h >= 2048 else 1, **pdl.launch(x.device),
+        BLOCK_H=block_h, HALF=half, num_warps=4 if block_h >= 2048 else 1,
+        EARLY=x_ready and pdl.early(x.device), **pdl.launch(x.device),
     )  # fmt: skip
     return experts, weights, GemvInput(xn, exps)
 

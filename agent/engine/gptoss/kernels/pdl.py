@@ -4,19 +4,24 @@ A batch-1 decode step is ~280 short kernels back to back. Launched plainly, each
 scheduled only after the grid before it has drained. Launched with PDL, its programs may be
 scheduled while the previous kernel is still running; they wait (``griddepcontrol.wait``)
 before touching anything that kernel may write, then let the next kernel be scheduled
-(``griddepcontrol.launch_dependents``). On the H200 a graph-captured chain of tiny kernels
-went from 1.16 to 0.75 us a kernel, and the 20b decode step from 2.089 to 1.954 ms at batch 1
-and 4.424 to 4.275 at batch 8 (``benchmarks/results_engine_gpu.txt``, run 37). Of that, the
-linear layers and mlp2 reading their first weights before the wait (``early``) gave 1.5% at
-batch 1 and nothing at batch 8. L2 prefetches of the next weights, issued by a small kernel
-running beside the one before, made the step 0.1-1.4 ms *slower* (run 35; not kept).
+(``griddepcontrol.launch_dependents``). With ``early``, what a kernel can read before the wait
+it reads there: weights (the linear layers' and mlp2's first block, norm scales, biases,
+sinks), the step's metadata (attention's lengths, positions and first slots; the cache slot
+and RoPE angles of the qkv epilogue), the router's input (written by the norm two launches
+back) and mlp2's expert ids (the router's, two back).
 
 Why waiting first keeps every dependency, not only the previous kernel's: the wait returns
-once the previous grid has *completed* and its writes are visible, and no PDL kernel completes
-before its own wait returned, so every earlier kernel has completed too. A kernel launched
-plainly (cuBLAS, a torch op) waits for everything before it, as always. What a kernel touches
-before its wait must be written by nobody in the step (weights), or read-only data written at
-least two launches back: those have completed once the previous kernel let this one launch.
+once the previous grid has *completed* and its writes are visible, and no PDL kernel lets the
+next one launch before its own wait returned, so every earlier kernel has completed too. A
+kernel launched plainly (cuBLAS, a torch op) waits for everything before it, as always. So what
+a kernel reads before its wait must be written by nobody in the step (weights), or at least
+two launches back; nothing is written before the wait.
+
+Measured on the H200, 20b shape (``benchmarks/results_engine_gpu.txt``): a graph-captured
+chain of tiny kernels 1.16 -> 0.75 us a kernel; the whole decode step at batch 1 1.966 ->
+1.817 ms (-7.6%; -5% of it without ``early``), at batch 8 4.224 -> 4.059 (run 41). L2
+prefetches of the next weights, issued by a small kernel running beside the one before, made
+the step 0.1-1.4 ms *slower* (run 35; not kept).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ class PdlTuning:
     """What the decode step launches with PDL; the benchmark may swap in others (``TUNING``)."""
 
     enabled: bool = True  # ``OSS_AGENT_PDL=0`` also turns it off
-    early: bool = True  # kernels read their first weights before the wait (linear layers, mlp2)
+    early: bool = True  # kernels read what is already settled (see above) before the wait
 
 
 TUNING = PdlTuning()
