@@ -33,7 +33,11 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
-from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+try:
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+except ImportError:  # an older Triton without grid dependency control: plain launches
+    gdc_launch_dependents = gdc_wait = None
 
 
 @dataclass(slots=True)
@@ -57,13 +61,13 @@ def launch(device: torch.device) -> dict[str, bool]:
 
 
 def early(device: torch.device) -> bool:
-    """Should a kernel read its weights before :func:`begin`? (Only useful with PDL.)"""
+    """Should a kernel read what is already settled before :func:`begin`? (With PDL only.)"""
     return TUNING.early and on(device)
 
 
 @functools.cache
 def _supported(device: torch.device) -> bool:
-    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1" or gdc_wait is None:
         return False
     return torch.cuda.get_device_capability(device) >= (9, 0)
 
