@@ -229,7 +229,7 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
     from agent.engine.gptoss.kernels import moe as moe_mod
     from agent.engine.gptoss.kernels import pdl as pdl_mod
 
-    modules = {"linear.": linear_mod, "pdl.": pdl_mod, "": moe_mod}  # key prefix -> module with TUNING
+    modules = {"linear": linear_mod, "pdl": pdl_mod, "": moe_mod}  # key prefix -> module with TUNING
     bases = {prefix: mod.TUNING for prefix, mod in modules.items()}
     variants = tuning_variants()
     batches = tuple(b for b in (1, 8, 64) if b <= max(args.batches))  # the cache holds max(batches) rings
@@ -238,10 +238,12 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
     first: list[torch.Tensor] = []
     for _ in range(args.rounds):
         for i, v in enumerate(variants):
+            fields: dict[str, dict[str, object]] = {prefix: {} for prefix in modules}
+            for key, value in v.items():
+                prefix, _, name = key.rpartition(".")
+                fields[prefix][name] = value
             for prefix, mod in modules.items():
-                fields = {k.removeprefix(prefix): x for k, x in v.items() if k.startswith(prefix)
-                          and (prefix or not any(k.startswith(p) for p in modules if p))}  # fmt: skip
-                mod.TUNING = dataclasses.replace(bases[prefix], **fields)
+                mod.TUNING = dataclasses.replace(bases[prefix], **fields[prefix])
             model._decode_graphs = None  # type: ignore[attr-defined]
             try:
                 row, logits = [], []

@@ -101,6 +101,7 @@ def gemv_stage(
                 n, groups, 1.702, 7.0, slice_steps, exps, x_exp, 512.0, X_DIV=p // x.shape[0], SWIGLU=swiglu,
                 HIDDEN_DTYPE=tl.bfloat16, BLOCK_N=launch.block_n, BLOCK_G=launch.block_g, HALF=half,
                 ROW_EXP=half and swiglu, AHEAD=launch.ahead, STAGES=launch.stages, num_warps=launch.warps,
+                PDL=False, EARLY=False,  # each stage alone: plain launches
             )  # fmt: skip
 
     return run

@@ -240,13 +240,13 @@ def decode_attention(
         LOG2E / math.sqrt(d), window or 0,
         HKV=hkv, D=d, GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)),
         SPLITS=splits, BLOCK_L=block_l, DOT_DTYPE=_dot_dtype(q.dtype), PRECISION=_precision(q.dtype), num_warps=4,
-        EARLY=pdl.early(q.device), **pdl.launch(q.device),
+        **pdl.launch(q.device, early=True),
     )  # fmt: skip
     out = torch.empty(b, hq, d, device=q.device, dtype=q.dtype)
     _attn_merge[(b, hq)](
         o_part, m_part, l_part, sinks, out,
         HQ=hq, D=d, SPLITS=splits, SPLITS_PAD=max(2, triton.next_power_of_2(splits)), num_warps=1,
-        EARLY=pdl.early(q.device), **pdl.launch(q.device),
+        **pdl.launch(q.device, early=True),
     )  # fmt: skip
     return out
 

@@ -81,7 +81,7 @@ def add_rms_norm(
     warps = 16 if block >= 2048 and d_rows >= 8 else 8 if block >= 2048 else 4
     _add_rms_norm[(t,)](
         flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block, num_warps=warps,
-        EARLY=pdl.early(x.device), **pdl.launch(x.device),
+        **pdl.launch(x.device, early=True),
     )  # fmt: skip
     return x_out.view(x.shape), h_out.view(x.shape)
 
@@ -212,7 +212,7 @@ def qkv_rope_store(
         qkv.contiguous(), bias if bias is not None else qkv, cos, sin, cos.stride(0), cos.stride(1),
         slots.contiguous(), q, k_pool, v_pool, s,
         HQ=num_heads, HKV=hkv, HALF=d // 2, PARTS=parts, HAS_BIAS=bias is not None, BLOCK_H=block_h,
-        num_warps=2, EARLY=pdl.early(qkv.device), **pdl.launch(qkv.device),
+        num_warps=2, **pdl.launch(qkv.device, early=True),
     )  # fmt: skip
     return q
 

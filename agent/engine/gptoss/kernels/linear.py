@@ -28,6 +28,14 @@ MAX_ROWS = 16  # one MMA tile of rows; larger batches go to cuBLAS
 
 
 @triton.jit
+def _block(ptr, rows, rows_ok, K, k0, hi, kk):
+    """``[len(rows), BLOCK_K]`` of a row-major matrix with ``K`` columns at columns ``k0 +
+    kk``, zeros past ``hi``."""
+    k = k0 + kk
+    return tl.load(ptr + rows[:, None] * K + k[None, :], mask=rows_ok[:, None] & (k < hi)[None, :], other=0.0)
+
+
+@triton.jit
 def _linear_splitk(
     x_ptr, w_ptr, bias_ptr, out_ptr,  # x [M, K], w [N, K], bias [N], out [M, S, N] float32
     M, N, K, slice_blocks,  # BLOCK_K-wide blocks of K per slice
@@ -50,20 +58,16 @@ def _linear_splitk(
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     first = lo
     if EARLY:  # weights are constants: their first block arrives while the previous kernel ends
-        k = lo + kk
-        k_ok = k < hi
-        w = tl.load(w_ptr + n[:, None].to(tl.int64) * K + k[None, :], mask=n_ok[:, None] & k_ok[None, :], other=0.0)
+        w = _block(w_ptr, n.to(tl.int64), n_ok, K, lo, hi, kk)
         begin(PDL)
-        x = tl.load(x_ptr + m[:, None] * K + k[None, :], mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+        x = _block(x_ptr, m, m_ok, K, lo, hi, kk)
         acc += tl.dot(x.to(DOT_DTYPE), tl.trans(w.to(DOT_DTYPE)), input_precision=PRECISION)
         first += BLOCK_K
     else:
         begin(PDL)
     for k0 in range(first, hi, BLOCK_K):
-        k = k0 + kk
-        k_ok = k < hi
-        x = tl.load(x_ptr + m[:, None] * K + k[None, :], mask=m_ok[:, None] & k_ok[None, :], other=0.0)
-        w = tl.load(w_ptr + n[:, None].to(tl.int64) * K + k[None, :], mask=n_ok[:, None] & k_ok[None, :], other=0.0)
+        x = _block(x_ptr, m, m_ok, K, k0, hi, kk)
+        w = _block(w_ptr, n.to(tl.int64), n_ok, K, k0, hi, kk)
         acc += tl.dot(x.to(DOT_DTYPE), tl.trans(w.to(DOT_DTYPE)), input_precision=PRECISION)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + n, mask=n_ok & (ks == 0), other=0.0).to(tl.float32)
@@ -111,6 +115,6 @@ def linear_partials(
         x, weight, bias if bias is not None else weight, out, m, n, k, slice_blocks,
         HAS_BIAS=bias is not None, DOT_DTYPE=_dot_dtype(x.dtype), PRECISION=_precision(x.dtype),
         BLOCK_M=MAX_ROWS, BLOCK_N=tn.block_n, BLOCK_K=tn.block_k, num_warps=tn.warps, num_stages=tn.stages,
-        EARLY=pdl.early(x.device), **pdl.launch(x.device),
+        **pdl.launch(x.device, early=True),
     )  # fmt: skip
     return out

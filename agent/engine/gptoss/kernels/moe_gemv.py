@@ -376,7 +376,7 @@ def route(
         logits.contiguous(), x.contiguous(), experts, weights, xn, exps if half else experts, num_experts, h,
         K=k, PARTS=parts, BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
         BLOCK_H=block_h, HALF=half, num_warps=4 if block_h >= 2048 else 1,
-        EARLY=x_ready and pdl.early(x.device), **pdl.launch(x.device),
+        **pdl.launch(x.device, early=x_ready),
     )  # fmt: skip
     return experts, weights, GemvInput(xn, exps)
 
@@ -445,7 +445,7 @@ def moe_gemv(
         n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), exps1, exp1, h_scale,
         X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g,
         HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, STAGES=shape1.stages, num_warps=shape1.warps,
-        EARLY=False, **pdl.launch(x.device),
+        **pdl.launch(x.device, early=False),
     )  # fmt: skip
     tiles2 = p * triton.cdiv(h, shape2.block_n)
     steps = triton.cdiv(inter // 32, shape2.block_g)  # loop steps along K
@@ -458,7 +458,7 @@ def moe_gemv(
         h, inter // 32, alpha, limit, slice_steps, flat, exp2, 1.0,
         X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g,
         HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, STAGES=shape2.stages, num_warps=shape2.warps,
-        EARLY=pdl.early(x.device), **pdl.launch(x.device),
+        **pdl.launch(x.device, early=True),
     )  # fmt: skip
     if partials:
         return y.view(t, k * slices, h)

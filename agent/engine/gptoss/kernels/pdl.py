@@ -55,14 +55,15 @@ def on(device: torch.device) -> bool:
     return TUNING.enabled and os.environ.get("OSS_AGENT_PDL", "1") != "0" and _supported(device)
 
 
-def launch(device: torch.device) -> dict[str, bool]:
-    """Launch keywords for a kernel that calls :func:`begin` (its ``PDL`` argument included)."""
-    return {"PDL": True, "launch_pdl": True} if on(device) else {"PDL": False}
-
-
-def early(device: torch.device) -> bool:
-    """Should a kernel read what is already settled before :func:`begin`? (With PDL only.)"""
-    return TUNING.early and on(device)
+def launch(device: torch.device, early: bool | None = None) -> dict[str, bool]:
+    """Launch keywords for a kernel that calls :func:`begin`: its ``PDL`` argument and, given
+    ``early`` (may this launch read settled inputs before its wait?), its ``EARLY`` argument,
+    true only with PDL and ``PdlTuning.early``."""
+    pdl = on(device)
+    keywords = {"PDL": True, "launch_pdl": True} if pdl else {"PDL": False}
+    if early is not None:
+        keywords["EARLY"] = early and pdl and TUNING.early
+    return keywords
 
 
 @functools.cache
