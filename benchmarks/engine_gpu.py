@@ -185,6 +185,7 @@ def tuning_variants() -> list[dict[str, object]]:
     the shapes near the defaults measured within noise of them (results_engine_gpu.txt, run 40)."""
     return [
         {},
+        {"gate_route": False},  # the router's linear layer as a launch of its own
         {"pdl.early": False},  # PDL, every kernel waiting before it reads anything
         {"pdl.enabled": False},  # plain launches
     ]

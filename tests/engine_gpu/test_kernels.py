@@ -147,6 +147,38 @@ def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: in
     assert (natural.abs().amax(1) < 2**15).all()
 
 
+@pytest.mark.parametrize("half", [False, True])
+@pytest.mark.parametrize(("tokens", "num_experts", "k"), [(1, 32, 4), (8, 128, 4), (3, 8, 2)])
+def test_gate_route_is_the_router_linear_then_route(tokens: int, num_experts: int, k: int, half: bool) -> None:
+    """The router's linear layer inside the router kernel picks what the linear layer (float64,
+    rounded to bf16) then ``route`` pick: chosen logits within one bf16 rounding of the top-k
+    (the kernel sums in another order), ``x`` converted bit for bit; and the per-token counters
+    that find each token's last program are back at zero, so calls repeat exactly."""
+    from agent.engine.gptoss.kernels.moe_gemv import _counters, gate_route, route
+
+    gen = torch.Generator().manual_seed(3 * tokens + num_experts)
+    x = (torch.randn(tokens, 2880, generator=gen) * 2.0 ** torch.arange(tokens)[:, None]).to(torch.bfloat16).cuda()
+    w = (torch.randn(num_experts, 2880, generator=gen) / 50).to(torch.bfloat16).cuda()
+    b = torch.randn(num_experts, generator=gen).to(torch.bfloat16).cuda()
+    ref = (x.double() @ w.double().T + b.double()).to(torch.bfloat16)
+    want_e, want_w, want_x = route(ref, x, k, half=half)
+    runs = [gate_route(x, w, b, k, half=half) for _ in range(3)]
+    experts, weights, xn = runs[0]
+    for e, wt, xv in runs[1:]:
+        assert torch.equal(e, experts) and torch.equal(wt, weights) and torch.equal(xv.values, xn.values)
+    assert int(_counters(w, tokens).abs().sum()) == 0
+    top = torch.topk(ref.float(), k, dim=-1).values
+    chosen = ref.float().gather(1, experts.long()).sort(-1, descending=True).values
+    assert ((chosen - top).abs() <= top.abs() * 2**-7 + 1e-6).all()
+    assert torch.allclose(weights.sum(-1), torch.ones(tokens, device="cuda"), atol=1e-5)
+    if torch.equal(experts, want_e):
+        assert torch.allclose(weights, want_w, atol=2e-2)
+    assert torch.equal(xn.values, want_x.values)
+    assert (xn.exps is None) == (want_x.exps is None)
+    if half:
+        assert torch.equal(xn.exps, want_x.exps)
+
+
 @pytest.mark.parametrize(("ahead", "stages"), [(1, 0), (2, 0), (2, 3)])
 @pytest.mark.parametrize("half", [False, True])
 @pytest.mark.parametrize(("tokens", "hidden", "inter"), [(1, 2880, 2880), (3, 512, 1024)])

@@ -142,12 +142,15 @@ def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partial
         from . import moe_gemv  # one router kernel: top-k, softmax, activations in nibble order
         from .linear import linear_ok, linear_partials
 
-        if linear_ok(x, layer.gate_weight):  # partial sums, added up by the router kernel
-            logits = linear_partials(x, layer.gate_weight, layer.gate_bias)
-        else:
-            logits = torch.nn.functional.linear(x, layer.gate_weight, layer.gate_bias)
         half = TUNING.gemv_half and moe_gemv.half_ok(x, cfg.swiglu_alpha, cfg.swiglu_limit)
-        experts, weights, xn = moe_gemv.route(logits, x, k, half=half, x_ready=True)  # the gate wrote logits
+        if TUNING.gate_route:  # the router's linear layer in the router kernel: one launch
+            experts, weights, xn = moe_gemv.gate_route(x, layer.gate_weight, layer.gate_bias, k, half=half)
+        else:
+            if linear_ok(x, layer.gate_weight):  # partial sums, added up by the router kernel
+                logits = linear_partials(x, layer.gate_weight, layer.gate_bias)
+            else:
+                logits = torch.nn.functional.linear(x, layer.gate_weight, layer.gate_bias)
+            experts, weights, xn = moe_gemv.route(logits, x, k, half=half, x_ready=True)  # the gate wrote logits
         return gemv2(
             xn, experts, weights,
             (layer.mlp1_blocks, layer.mlp1_scales, layer.mlp1_bias),

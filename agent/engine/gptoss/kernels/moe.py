@@ -201,6 +201,9 @@ class MoeTuning:
     # programs per SM; partial sums, so only where the consumer sums them (the model's MoE).
     gemv2_programs2_per_sm: int = 8
     gemv2_max_slices2: int = 2
+    # The router's linear layer inside the router kernel (moe_gemv.gate_route); False: the
+    # split-K linear layer, then moe_gemv.route.
+    gate_route: bool = True
     # Whole-step H100 sweeps at 20b, batch 1: 4.02 ms (16, 16) vs 4.27 ms (32, 8); but 120b and
     # batch 8 measured 5-9% better with (32, 8) in the run before: retune per model when it matters.
     gemv_block_n: int = 16

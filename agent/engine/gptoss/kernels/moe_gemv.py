@@ -4,6 +4,8 @@ bandwidth.
 ``_route``: one program per token takes the router logits, picks the top-k experts (k rounds of
 max / first-index-of-max), softmaxes the chosen logits and writes the token's activations in the
 *nibble order* the GEMV reads (below). One launch instead of topk (2 kernels), softmax and casts.
+``_gate_route`` also computes the logits (the router's linear layer): up to 32 programs per
+token, the last of them to finish picks the experts (a counter per token, reset by that program).
 
 ``_gemv``: one program per (token, expert) pair and ``BLOCK_N`` weight rows. Why it is faster
 than the first version (``moe._moe_gemv``), each point a cost that version paid per weight byte:
@@ -58,7 +60,7 @@ import triton
 import triton.language as tl
 
 from . import pdl
-from .pdl import begin_if
+from .pdl import begin, begin_if
 from .ptx import group_dot_asm
 
 X_SCALE = 2.0**100  # activations times this; the block scale carries 2 ** 26 (see above)
@@ -174,6 +176,52 @@ def _dot32(w, x_ptrs, j_ok):
 
 
 @triton.jit
+def _gemv_input(x, HALF: tl.constexpr):
+    """A token's row ``x [BLOCK_H]`` (float32, zeros past H) as the GEMV reads it, and the
+    exponent ``e`` that half products carry: fp16 times ``2 ** (14 - e)``, else float32 times
+    X_SCALE (and 0)."""
+    if HALF:
+        # e = floor(log2(max |x|)): times 2 ** (14 - e) the largest value lands in [2 ** 14, 2 ** 15).
+        top = tl.max(tl.abs(x), axis=0)
+        x_exp = tl.maximum(((top.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 127, -113)
+        xn = (x * ((141 - x_exp) << 23).to(tl.float32, bitcast=True)).to(tl.float16)
+    else:
+        x_exp = 0
+        xn = x * 1.2676506002282294e30  # X_SCALE
+    return xn, x_exp
+
+
+@triton.jit
+def _store_gemv_input(xn_ptr, xe_ptr, t, H, h, h_ok, xn, x_exp, write_exp, HALF: tl.constexpr):
+    """Store :func:`_gemv_input`'s values at natural indices ``h`` (where ``h_ok``) in the
+    GEMV's order, and with ``write_exp`` the exponent."""
+    if HALF:
+        tl.store(xn_ptr + t * H + _pair_order(h), xn, mask=h_ok)
+        tl.store(xe_ptr + t, x_exp, mask=write_exp)  # the sums carry 2 ** -e: the block scale gets it back
+    else:
+        tl.store(xn_ptr + t * H + _nibble_order(h), xn, mask=h_ok)
+
+
+@triton.jit
+def _top_k(lg, e, experts_ptr, weights_ptr, t, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Experts ``[K]`` (k rounds of max / first index of the max) and the softmax of their
+    logits, from ``lg [BLOCK_E]`` float32 (-inf where ``e`` is no expert), stored at row ``t``."""
+    kk = tl.arange(0, BLOCK_K)
+    top_v = tl.full([BLOCK_K], float("-inf"), tl.float32)
+    top_i = tl.zeros([BLOCK_K], tl.int32)
+    for i in tl.static_range(K):
+        m = tl.max(lg, axis=0)
+        idx = tl.min(tl.where(lg == m, e, lg.shape[0]), axis=0)
+        top_v = tl.where(kk == i, m, top_v)
+        top_i = tl.where(kk == i, idx, top_i)
+        lg = tl.where(e == idx, float("-inf"), lg)
+    p = tl.exp(top_v - tl.max(top_v, axis=0))
+    p = p / tl.sum(p, axis=0)
+    tl.store(experts_ptr + t * K + kk, top_i, mask=kk < K)
+    tl.store(weights_ptr + t * K + kk, p, mask=kk < K)
+
+
+@triton.jit
 def _route(
     logits_ptr, x_ptr, experts_ptr, weights_ptr, xn_ptr,  # logits [T, PARTS, E] partial sums
     xe_ptr,  # HALF: [T] int32, each token's exponent (for the block scale)
@@ -187,11 +235,7 @@ def _route(
     t = tl.program_id(0).to(tl.int64)
     h = tl.arange(0, BLOCK_H)
     x = tl.load(x_ptr + t * H + h, mask=h < H, other=0.0).to(tl.float32)
-    if HALF:
-        # e = floor(log2(max |x|)): times 2 ** (14 - e) the largest value lands in [2 ** 14, 2 ** 15).
-        top = tl.max(tl.abs(x), axis=0)
-        x_exp = tl.maximum(((top.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 127, -113)
-        xn = (x * ((141 - x_exp) << 23).to(tl.float32, bitcast=True)).to(tl.float16)
+    xn, x_exp = _gemv_input(x, HALF)
     begin_if(EARLY, PDL)
     e = tl.arange(0, BLOCK_E)
     lg = tl.zeros([BLOCK_E], dtype=tl.float32)
@@ -199,24 +243,53 @@ def _route(
         lg += tl.load(logits_ptr + (t * PARTS + p) * E + e, mask=e < E, other=0.0).to(tl.float32)
     # Rounded like the router's output in the PyTorch path (a linear layer in x's dtype).
     lg = tl.where(e < E, lg.to(x_ptr.dtype.element_ty).to(tl.float32), float("-inf"))
-    kk = tl.arange(0, BLOCK_K)
-    top_v = tl.full([BLOCK_K], float("-inf"), tl.float32)
-    top_i = tl.zeros([BLOCK_K], tl.int32)
-    for i in tl.static_range(K):
-        m = tl.max(lg, axis=0)
-        idx = tl.min(tl.where(lg == m, e, BLOCK_E), axis=0)
-        top_v = tl.where(kk == i, m, top_v)
-        top_i = tl.where(kk == i, idx, top_i)
-        lg = tl.where(e == idx, float("-inf"), lg)
-    p = tl.exp(top_v - tl.max(top_v, axis=0))
-    p = p / tl.sum(p, axis=0)
-    tl.store(experts_ptr + t * K + kk, top_i, mask=kk < K)
-    tl.store(weights_ptr + t * K + kk, p, mask=kk < K)
-    if HALF:
-        tl.store(xn_ptr + t * H + _pair_order(h), xn, mask=h < H)
-        tl.store(xe_ptr + t, x_exp)  # the sums carry 2 ** -e: the block scale gets it back
-    else:
-        tl.store(xn_ptr + t * H + _nibble_order(h), x * 1.2676506002282294e30, mask=h < H)  # X_SCALE
+    _top_k(lg, e, experts_ptr, weights_ptr, t, K, BLOCK_K)
+    _store_gemv_input(xn_ptr, xe_ptr, t, H, h, h < H, xn, x_exp, t >= 0, HALF)
+
+
+@triton.jit
+def _gate_route(
+    x_ptr, gate_w_ptr, gate_b_ptr,  # x [T, H]; the router's weight [E, H] and bias [E]
+    logits_ptr,  # [T, E] float32 scratch: each program writes its experts' logits
+    count_ptr,  # [T] int32, zero between launches: a token's programs done (the last resets it)
+    experts_ptr, weights_ptr, xn_ptr, xe_ptr,  # as _route's
+    E, H,
+    K: tl.constexpr, EPP: tl.constexpr,  # experts per program
+    BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr, HALF: tl.constexpr,
+    PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the router's weights before the PDL wait
+):  # fmt: skip
+    t = tl.program_id(0).to(tl.int64)
+    pid = tl.program_id(1)
+    programs = tl.num_programs(1)
+    h = tl.arange(0, BLOCK_H)
+    e = pid * EPP + tl.arange(0, EPP)
+    w_ptrs = gate_w_ptr + e[:, None] * H + h[None, :]
+    w_ok = (e < E)[:, None] & (h < H)[None, :]
+    if EARLY:  # constants: they arrive while the norm before this kernel finishes
+        w = tl.load(w_ptrs, mask=w_ok, other=0.0)
+        bias = tl.load(gate_b_ptr + e, mask=e < E, other=0.0)
+    begin(PDL)
+    if not EARLY:
+        w = tl.load(w_ptrs, mask=w_ok, other=0.0)
+        bias = tl.load(gate_b_ptr + e, mask=e < E, other=0.0)
+    x = tl.load(x_ptr + t * H + h, mask=h < H, other=0.0).to(tl.float32)
+    lg = tl.sum(w.to(tl.float32) * x[None, :], axis=1) + bias.to(tl.float32)
+    # Rounded like the router's output in the PyTorch path (a linear layer in x's dtype).
+    tl.store(logits_ptr + t * E + e, lg.to(x_ptr.dtype.element_ty).to(tl.float32), mask=e < E)
+    # Each program converts its share of the row (every one finds the same exponent).
+    xn, x_exp = _gemv_input(x, HALF)
+    share = tl.cdiv(H, programs)
+    mine = (h >= pid * share) & (h < (pid + 1) * share) & (h < H)
+    _store_gemv_input(xn_ptr, xe_ptr, t, H, h, mine, xn, x_exp, pid == 0, HALF)
+    # The last program of a token to finish picks its experts. The barrier puts every thread's
+    # logit store before the atomic's release; its acquire makes the others' visible here.
+    tl.debug_barrier()
+    done = tl.atomic_add(count_ptr + t, 1, sem="acq_rel")
+    if done == programs - 1:
+        tl.store(count_ptr + t, 0)  # ready for the next launch
+        ee = tl.arange(0, BLOCK_E)
+        lg_all = tl.load(logits_ptr + t * E + ee, mask=ee < E, other=float("-inf"), cache_modifier=".cg")
+        _top_k(lg_all, ee, experts_ptr, weights_ptr, t, K, BLOCK_K)
 
 
 @triton.jit
@@ -377,6 +450,46 @@ def route(
         K=k, PARTS=parts, BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
         BLOCK_H=block_h, HALF=half, num_warps=4 if block_h >= 2048 else 1,
         **pdl.launch(x.device, early=x_ready),
+    )  # fmt: skip
+    return experts, weights, GemvInput(xn, exps)
+
+
+# Per router weight (device, address): zeroed counters that every _gate_route launch leaves at
+# zero, so launches that follow one another (one stream, as a model's layers run) share them.
+_COUNTERS: dict[tuple[torch.device, int], torch.Tensor] = {}
+
+
+def _counters(weight: torch.Tensor, tokens: int) -> torch.Tensor:
+    key = (weight.device, weight.data_ptr())
+    count = _COUNTERS.get(key)
+    if count is None or count.numel() < tokens:
+        count = _COUNTERS[key] = torch.zeros(max(tokens, 64), device=weight.device, dtype=torch.int32)
+    return count
+
+
+def gate_route(
+    x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int, *, half: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, GemvInput]:
+    """:func:`route` with the router's linear layer in the same launch: ``x [T, H]`` times
+    ``gate_weight [E, H]`` plus ``gate_bias [E]``, the logits rounded to ``x``'s dtype as a
+    linear layer in that dtype rounds them. Up to 32 programs per token each take a few
+    experts' logits and a share of ``x``'s conversion; the last of a token to finish picks its
+    experts. With programmatic dependent launch the weights are read before the wait. (One
+    launch where the split-K linear layer and :func:`route` took two: ~0.1 ms a batch-1 step
+    in the 20b ablation, results_engine_gpu.txt run 45.)"""
+    t, h = x.shape
+    num_experts = gate_weight.shape[0]
+    epp = triton.next_power_of_2(triton.cdiv(num_experts, 32))
+    experts = torch.empty(t, k, device=x.device, dtype=torch.int32)
+    weights = torch.empty(t, k, device=x.device, dtype=torch.float32)
+    xn = torch.empty(t, h, device=x.device, dtype=torch.float16 if half else torch.float32)
+    exps = torch.empty(t, device=x.device, dtype=torch.int32) if half else None
+    logits = torch.empty(t, num_experts, device=x.device, dtype=torch.float32)
+    _gate_route[(t, triton.cdiv(num_experts, epp))](
+        x.contiguous(), gate_weight.contiguous(), gate_bias, logits, _counters(gate_weight, t), experts, weights,
+        xn, exps if half else experts, num_experts, h, K=k, EPP=epp, BLOCK_E=triton.next_power_of_2(num_experts),
+        BLOCK_K=triton.next_power_of_2(k), BLOCK_H=triton.next_power_of_2(h), HALF=half, num_warps=4,
+        **pdl.launch(x.device, early=True),
     )  # fmt: skip
     return experts, weights, GemvInput(xn, exps)
 
