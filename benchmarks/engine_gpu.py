@@ -9,7 +9,9 @@ distributions as ``random_checkpoint``), so no 13-65 GB checkpoint is written. P
 - decode at batch 1 across context lengths (attention reads only the live cache);
 - prefill tokens/s of one 2k-token prompt; peak memory for one 4k-context sequence;
 - transformers' GptOssForCausalLM (bf16 experts, eager) at batches 1 and 8 and the ratio;
-- optionally the 120b shape at batch 1 (``--big``).
+- optionally the 120b shape at batch 1 (``--big``);
+- launch variants (``tunings``), what each kernel costs inside the step (``ablation``), and the
+  bound a chain of kernels sets (``reads``: the step's weights read by plain kernels back to back).
 
 Usage (on the GPU machine)::
 
@@ -270,6 +272,118 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
             say(f"  {str(v or 'default'):<58} {ms}   {diff:.3g}")
 
 
+def bench_read_chain(model: GptOssModel, step_ms: float) -> None:
+    """The bound a chain of kernels sets: the batch-1 step's weights (each layer's qkv and out
+    projections, 4 experts' mlp1 and mlp2, the unembedding) read by one plain torch reduction
+    each, back to back in a CUDA graph, against one reduction over as many bytes, and the step."""
+    w = model.weights
+    spans = []
+    for layer in w.layers:
+        spans += [layer.qkv_weight, layer.out_weight, layer.mlp1_blocks[:4], layer.mlp2_blocks[:4]]
+    spans.append(w.unembedding)
+    # As bf16 (packed experts too: their bits as a sum's input cost nothing to read): summing
+    # bytes as uint8 measured conversion-bound, 0.28 TB/s.
+    spans = [t.reshape(-1).view(torch.uint8).view(torch.bfloat16) for t in spans]
+    total = sum(t.numel() * 2 for t in spans)
+    out = torch.empty(len(spans), device="cuda")
+    big = torch.ones(total // 2, dtype=torch.bfloat16, device="cuda")
+
+    def chain() -> None:
+        for i, t in enumerate(spans):
+            torch.sum(t, dim=0, dtype=torch.float32, out=out[i])
+
+    def one() -> None:
+        torch.sum(big, dim=0, dtype=torch.float32, out=out[0])
+
+    times = {}
+    for name, fn in (("one read", one), ("chain", chain)):
+        graph = torch.cuda.CUDAGraph()
+        fn()  # warm-up outside capture
+        torch.cuda.synchronize()
+        with torch.cuda.graph(graph):
+            fn()
+        times[name] = time_ms(graph.replay)
+    say(f"reads of the batch-1 step's weights ({total / 1e9:.2f} GB): one kernel {times['one read']:.3f} ms "
+        f"({total / times['one read'] / 1e9:.2f} TB/s), {len(spans)} kernels back to back {times['chain']:.3f} ms "
+        f"({total / times['chain'] / 1e9:.2f} TB/s); the decode step {step_ms:.3f} ms")  # fmt: skip
+
+
+def bench_ablation(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
+    """What each decode kernel costs inside the captured, dependent-launch step: the step with
+    one call site's launches left out (its first output replayed instead: logits wrong, timing
+    right) against the whole step, at batch 1 and 8, medians of ``--rounds``."""
+    import statistics
+
+    from agent.engine.gptoss.kernels import attention, fused, linear, moe, moe_gemv
+
+    cfg = model.config
+    qkv_rows = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim
+    sites = {  # module, function name, which launch a call is (from its arguments)
+        "linear": (linear, "linear_partials", lambda x, w, *a, **k: "qkv" if w.shape[0] == qkv_rows else "out"),
+        "epilogue": (fused, "qkv_rope_store", lambda *a, **k: "qkv epilogue"),
+        "attention": (attention, "decode_attention", lambda *a, **k: "attention"),
+        "norm": (fused, "add_rms_norm", lambda *a, **k: "norms"),
+        "router": (moe_gemv, "gate_route", lambda *a, **k: "router"),
+        "experts": (moe, "gemv2", lambda *a, **k: "experts"),
+    }
+    small = ["qkv epilogue", "attention", "norms", "router"]
+    variants = [[], ["qkv"], ["out"], ["experts"], *[[s] for s in small], small, ["qkv", "out", "experts"]]
+    left_out: set[str] = set()
+    replay: dict[tuple[object, ...], object] = {}
+    calls: dict[str, int] = {}  # per forward pass: the n-th call of a site is the same launch
+
+    def forward(*a: object, **k: object) -> object:
+        calls.clear()
+        return type(model).forward(model, *a, **k)
+
+    def wrap(fn: Callable[..., object], name_of: Callable[..., str]) -> Callable[..., object]:
+        def call(*a: object, **k: object) -> object:
+            name = name_of(*a, **k)
+            calls[name] = n = calls.get(name, 0) + 1
+            first = next((t for t in a if isinstance(t, torch.Tensor)), None)
+            key = (name, n, None if first is None else tuple(first.shape))
+            if name in left_out and key in replay:
+                return replay[key]
+            result = fn(*a, **k)
+            if name in left_out:  # the graph's warm-up call: later calls replay it
+                replay[key] = result
+            return result
+
+        return call
+
+    originals = {key: getattr(mod, attr) for key, (mod, attr, _) in sites.items()}
+    times: list[list[list[float]]] = [[] for _ in variants]
+    try:
+        model.forward = forward  # type: ignore[method-assign]
+        for key, (mod, attr, name_of) in sites.items():
+            setattr(mod, attr, wrap(originals[key], name_of))
+        for _ in range(args.rounds):
+            for i, v in enumerate(variants):
+                left_out.clear()
+                left_out.update(v)
+                replay.clear()
+                model._decode_graphs = None  # type: ignore[attr-defined]
+                row = []
+                for batch in (1, 8):
+                    fill_pools(cache)
+                    ms, release, _ = decode_step(model, cache, batch, args.context)
+                    release()
+                    row.append(ms)
+                times[i].append(row)
+    finally:
+        del model.forward
+        for key, (mod, attr, _) in sites.items():
+            setattr(mod, attr, originals[key])
+        model._decode_graphs = None  # type: ignore[attr-defined]
+    base = [statistics.median(r[j] for r in times[0]) for j in range(2)]
+    say(f"what each kernel costs in the step: ms/step at batch 1 / 8 with its launches left out, and the "
+        f"difference (median of {args.rounds}):")  # fmt: skip
+    for v, runs in zip(variants, times, strict=True):
+        ms = [statistics.median(r[j] for r in runs) for j in range(2)]
+        say(f"  {'without ' + ', '.join(v) if v else 'whole step':<56} {ms[0]:7.3f} / {ms[1]:7.3f}   "
+            f"{ms[0] - base[0]:+.3f} / {ms[1] - base[1]:+.3f}")  # fmt: skip
+
+
 def bench_profile(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
     """Where a step's GPU time goes at batch 1 and 8: kernels of one eager step (graph replays
     run the same kernels back to back), grouped by name."""
@@ -434,6 +548,10 @@ def run_ours(args: argparse.Namespace, bw: float) -> dict[int, float]:
         bench_contexts(model, cache, args)
     if "tunings" not in skip:
         bench_tunings(model, cache, args)
+    if "ablation" not in skip:
+        bench_ablation(model, cache, args)
+    if "reads" not in skip and 1 in ours:
+        bench_read_chain(model, 1e3 / ours[1])
     if "profile" not in skip:
         bench_profile(model, cache, args)
     if 64 in ours and 1 in ours:
@@ -450,7 +568,7 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=2048)
     parser.add_argument("--hf", action="store_true", help="also time transformers (batches 1, 8)")
     parser.add_argument("--big", action="store_true", help="also time the 120b shape at batch 1")
-    parser.add_argument("--skip", default="", help="comma list of: memory,engine,variants,contexts,tunings,profile,prefill")
+    parser.add_argument("--skip", default="", help="comma list of: memory,engine,variants,contexts,tunings,ablation,reads,profile,prefill")
     parser.add_argument("--rounds", type=int, default=3, help="turns each tuning variant takes (medians printed)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
