@@ -28,8 +28,11 @@ import time
 from collections.abc import Callable
 
 import torch
+import triton
+import triton.language as tl
 
 from agent.engine.gptoss.config import ModelConfig
+from agent.engine.gptoss.kernels.pdl import gdc_launch_dependents, gdc_wait
 from agent.engine.gptoss.kv_cache import KVCache
 from agent.engine.gptoss.model import GptOssModel
 from agent.engine.gptoss.random_checkpoint import preset
@@ -272,40 +275,77 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
             say(f"  {str(v or 'default'):<58} {ms}   {diff:.3g}")
 
 
+@triton.jit
+def _read_span(ptr, n, out_ptr, MODE: tl.constexpr, CHUNK: tl.constexpr):
+    """Sum ``n`` values at ``ptr`` in CHUNK-wide pieces (a pure read). MODE 0: a plain launch;
+    1: PDL, wait first, as the decode kernels do; 2: PDL, let the next kernel launch first, read
+    everything, then wait (nothing here depends on the kernel before)."""
+    pid = tl.program_id(0)
+    if MODE == 1:
+        gdc_wait()
+        gdc_launch_dependents()
+    if MODE == 2:
+        gdc_launch_dependents()
+    acc = tl.zeros([CHUNK], tl.float32)
+    offs = tl.arange(0, CHUNK)
+    for c in tl.range(pid, tl.cdiv(n, CHUNK), tl.num_programs(0), num_stages=4):
+        i = c.to(tl.int64) * CHUNK + offs
+        acc += tl.load(ptr + i, mask=i < n, other=0.0).to(tl.float32)
+    if MODE == 2:
+        gdc_wait()
+    tl.store(out_ptr + pid, tl.sum(acc, axis=0))
+
+
 def bench_read_chain(model: GptOssModel, step_ms: float) -> None:
-    """The bound a chain of kernels sets: the batch-1 step's weights (each layer's qkv and out
-    projections, 4 experts' mlp1 and mlp2, the unembedding) read by one plain torch reduction
-    each, back to back in a CUDA graph, against one reduction over as many bytes, and the step."""
+    """The bound a chain of kernels sets: the batch-1 step's weight spans (each layer's qkv and
+    out projections, 4 experts' mlp1 and mlp2, the unembedding) read by one kernel each, back to
+    back in a CUDA graph, against one read over as many bytes, and the step: torch reductions,
+    then a Triton read kernel launched plainly, with PDL waiting first (as the decode kernels
+    do), and with PDL reading everything before its wait."""
     w = model.weights
     spans = []
     for layer in w.layers:
         spans += [layer.qkv_weight, layer.out_weight, layer.mlp1_blocks[:4], layer.mlp2_blocks[:4]]
     spans.append(w.unembedding)
-    # As bf16 (packed experts too: their bits as a sum's input cost nothing to read): summing
-    # bytes as uint8 measured conversion-bound, 0.28 TB/s.
+    # As bf16 (packed experts too: their bits cost nothing to read): summing bytes as uint8
+    # measured conversion-bound, 0.28 TB/s.
     spans = [t.reshape(-1).view(torch.uint8).view(torch.bfloat16) for t in spans]
     total = sum(t.numel() * 2 for t in spans)
-    out = torch.empty(len(spans), device="cuda")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    out = torch.empty(max(len(spans), 8 * sms), device="cuda")
     big = torch.ones(total // 2, dtype=torch.bfloat16, device="cuda")
 
-    def chain() -> None:
-        for i, t in enumerate(spans):
-            torch.sum(t, dim=0, dtype=torch.float32, out=out[i])
+    def triton_reads(mode: int, tensors: list[torch.Tensor]) -> Callable[[], None]:
+        def run() -> None:
+            for t in tensors:
+                grid = min(triton.cdiv(t.numel(), 2048), 8 * sms)  # the best of a small sweep (run 53)
+                _read_span[(grid,)](t, t.numel(), out, MODE=mode, CHUNK=2048, num_warps=4, launch_pdl=mode > 0)
 
-    def one() -> None:
-        torch.sum(big, dim=0, dtype=torch.float32, out=out[0])
+        return run
 
-    times = {}
-    for name, fn in (("one read", one), ("chain", chain)):
-        graph = torch.cuda.CUDAGraph()
-        fn()  # warm-up outside capture
+    def torch_reads(tensors: list[torch.Tensor]) -> Callable[[], None]:
+        def run() -> None:
+            for i, t in enumerate(tensors):
+                torch.sum(t, dim=0, dtype=torch.float32, out=out[i])
+
+        return run
+
+    pdl_ok = torch.cuda.get_device_capability() >= (9, 0)
+    cases = [("torch, one kernel", torch_reads([big])), ("torch, a kernel per span", torch_reads(spans)),
+             ("Triton, one kernel", triton_reads(0, [big])), ("Triton, plain launches", triton_reads(0, spans))]
+    if pdl_ok:
+        cases += [("Triton, PDL waiting first", triton_reads(1, spans)),
+                  ("Triton, PDL reading before the wait", triton_reads(2, spans))]  # fmt: skip
+    say(f"reads of the batch-1 step's weights ({total / 1e9:.2f} GB in {len(spans)} spans); the decode step "
+        f"{step_ms:.3f} ms:")  # fmt: skip
+    for name, fn in cases:
+        fn()  # compile and warm up outside the capture
         torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             fn()
-        times[name] = time_ms(graph.replay)
-    say(f"reads of the batch-1 step's weights ({total / 1e9:.2f} GB): one kernel {times['one read']:.3f} ms "
-        f"({total / times['one read'] / 1e9:.2f} TB/s), {len(spans)} kernels back to back {times['chain']:.3f} ms "
-        f"({total / times['chain'] / 1e9:.2f} TB/s); the decode step {step_ms:.3f} ms")  # fmt: skip
+        ms = time_ms(graph.replay)
+        say(f"  {name:<40} {ms:7.3f} ms  {total / ms / 1e9:5.2f} TB/s")
 
 
 def bench_ablation(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
