@@ -161,7 +161,7 @@ def test_gate_route_is_the_router_linear_then_route(tokens: int, num_experts: in
     w = (torch.randn(num_experts, 2880, generator=gen) / 50).to(torch.bfloat16).cuda()
     b = torch.randn(num_experts, generator=gen).to(torch.bfloat16).cuda()
     ref = (x.double() @ w.double().T + b.double()).to(torch.bfloat16)
-    want_e, want_w, want_x = route(ref, x, k, half=half)
+    _, _, want_x = route(ref, x, k, half=half)
     runs = [gate_route(x, w, b, k, half=half) for _ in range(3)]
     experts, weights, xn = runs[0]
     for e, wt, xv in runs[1:]:
@@ -170,9 +170,8 @@ def test_gate_route_is_the_router_linear_then_route(tokens: int, num_experts: in
     top = torch.topk(ref.float(), k, dim=-1).values
     chosen = ref.float().gather(1, experts.long()).sort(-1, descending=True).values
     assert ((chosen - top).abs() <= top.abs() * 2**-7 + 1e-6).all()
-    assert torch.allclose(weights.sum(-1), torch.ones(tokens, device="cuda"), atol=1e-5)
-    if torch.equal(experts, want_e):
-        assert torch.allclose(weights, want_w, atol=2e-2)
+    # The weights are the softmax of the chosen logits (each within a bf16 rounding of these).
+    assert torch.allclose(weights, torch.softmax(ref.float().gather(1, experts.long()), -1), atol=2e-2)
     assert torch.equal(xn.values, want_x.values)
     assert (xn.exps is None) == (want_x.exps is None)
     if half:
