@@ -11,7 +11,8 @@ distributions as ``random_checkpoint``), so no 13-65 GB checkpoint is written. P
 - transformers' GptOssForCausalLM (bf16 experts, eager) at batches 1 and 8 and the ratio;
 - optionally the 120b shape at batch 1 (``--big``);
 - launch variants (``tunings``), what each kernel costs inside the step (``ablation``), and the
-  bound a chain of kernels sets (``reads``: the step's weights read by plain kernels back to back).
+  bound a chain of kernels sets (``reads``: the step's weight spans read by one kernel each, back
+  to back, launched plainly and with PDL).
 
 Usage (on the GPU machine)::
 
