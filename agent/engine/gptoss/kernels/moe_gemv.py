@@ -60,7 +60,7 @@ import triton
 import triton.language as tl
 
 from . import pdl
-from .pdl import begin, begin_if
+from .pdl import begin_if
 from .ptx import group_dot_asm
 
 X_SCALE = 2.0**100  # activations times this; the block scale carries 2 ** 26 (see above)
@@ -258,20 +258,16 @@ def _gate_route(
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr, HALF: tl.constexpr,
     PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the router's weights before the PDL wait
 ):  # fmt: skip
+    begin_if(not EARLY, PDL)
     t = tl.program_id(0).to(tl.int64)
     pid = tl.program_id(1)
     programs = tl.num_programs(1)
     h = tl.arange(0, BLOCK_H)
     e = pid * EPP + tl.arange(0, EPP)
-    w_ptrs = gate_w_ptr + e[:, None] * H + h[None, :]
-    w_ok = (e < E)[:, None] & (h < H)[None, :]
-    if EARLY:  # constants: they arrive while the norm before this kernel finishes
-        w = tl.load(w_ptrs, mask=w_ok, other=0.0)
-        bias = tl.load(gate_b_ptr + e, mask=e < E, other=0.0)
-    begin(PDL)
-    if not EARLY:
-        w = tl.load(w_ptrs, mask=w_ok, other=0.0)
-        bias = tl.load(gate_b_ptr + e, mask=e < E, other=0.0)
+    # Constants: with EARLY they arrive while the norm before this kernel finishes.
+    w = tl.load(gate_w_ptr + e[:, None] * H + h[None, :], mask=(e < E)[:, None] & (h < H)[None, :], other=0.0)
+    bias = tl.load(gate_b_ptr + e, mask=e < E, other=0.0)
+    begin_if(EARLY, PDL)
     x = tl.load(x_ptr + t * H + h, mask=h < H, other=0.0).to(tl.float32)
     lg = tl.sum(w.to(tl.float32) * x[None, :], axis=1) + bias.to(tl.float32)
     # Rounded like the router's output in the PyTorch path (a linear layer in x's dtype).
