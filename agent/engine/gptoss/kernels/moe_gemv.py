@@ -424,6 +424,19 @@ def half_ok(x: torch.Tensor, alpha: float, limit: float) -> bool:
     )  # fmt: skip
 
 
+def _router_outputs(
+    x: torch.Tensor, k: int, half: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """What the router kernels write for ``x [T, H]``: experts ``[T, k]``, weights ``[T, k]``,
+    ``x`` in the GEMV's order and, for half products, the exponents ``[T]``."""
+    t, h = x.shape
+    experts = torch.empty(t, k, device=x.device, dtype=torch.int32)
+    weights = torch.empty(t, k, device=x.device, dtype=torch.float32)
+    xn = torch.empty(t, h, device=x.device, dtype=torch.float16 if half else torch.float32)
+    exps = torch.empty(t, device=x.device, dtype=torch.int32) if half else None
+    return experts, weights, xn, exps
+
+
 def route(
     logits: torch.Tensor, x: torch.Tensor, k: int, *, half: bool = False, x_ready: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, GemvInput]:
@@ -436,10 +449,7 @@ def route(
         logits = logits[:, None]
     t, parts, num_experts = logits.shape
     h = x.shape[1]
-    experts = torch.empty(t, k, device=x.device, dtype=torch.int32)
-    weights = torch.empty(t, k, device=x.device, dtype=torch.float32)
-    xn = torch.empty(t, h, device=x.device, dtype=torch.float16 if half else torch.float32)
-    exps = torch.empty(t, device=x.device, dtype=torch.int32) if half else None
+    experts, weights, xn, exps = _router_outputs(x, k, half)
     block_h = triton.next_power_of_2(h)
     _route[(t,)](
         logits.contiguous(), x.contiguous(), experts, weights, xn, exps if half else experts, num_experts, h,
@@ -476,10 +486,7 @@ def gate_route(
     t, h = x.shape
     num_experts = gate_weight.shape[0]
     epp = triton.next_power_of_2(triton.cdiv(num_experts, 32))
-    experts = torch.empty(t, k, device=x.device, dtype=torch.int32)
-    weights = torch.empty(t, k, device=x.device, dtype=torch.float32)
-    xn = torch.empty(t, h, device=x.device, dtype=torch.float16 if half else torch.float32)
-    exps = torch.empty(t, device=x.device, dtype=torch.int32) if half else None
+    experts, weights, xn, exps = _router_outputs(x, k, half)
     logits = torch.empty(t, num_experts, device=x.device, dtype=torch.float32)
     _gate_route[(t, triton.cdiv(num_experts, epp))](
         x.contiguous(), gate_weight.contiguous(), gate_bias, logits, _counters(gate_weight, t), experts, weights,
