@@ -461,14 +461,18 @@ def route(
 
 
 # Per router weight (device, address): zeroed counters that every _gate_route launch leaves at
-# zero, so launches that follow one another (one stream, as a model's layers run) share them.
+# zero, so launches that follow one another (one stream, as a model's layers run) share them. A
+# CUDA graph keeps the address it captured: counters outgrown by a larger batch stay allocated.
 _COUNTERS: dict[tuple[torch.device, int], torch.Tensor] = {}
+_OUTGROWN: list[torch.Tensor] = []
 
 
 def _counters(weight: torch.Tensor, tokens: int) -> torch.Tensor:
     key = (weight.device, weight.data_ptr())
     count = _COUNTERS.get(key)
     if count is None or count.numel() < tokens:
+        if count is not None:
+            _OUTGROWN.append(count)
         count = _COUNTERS[key] = torch.zeros(max(tokens, 64), device=weight.device, dtype=torch.int32)
     return count
 
