@@ -191,6 +191,8 @@ def tuning_variants() -> list[dict[str, object]]:
     the shapes near the defaults measured within noise of them (results_engine_gpu.txt, run 40)."""
     return [
         {},
+        {"linear.gemv_rows": 0},  # batch 1's linear layers as split-K dots, like larger batches
+        {"linear.gemv_block_n": 8, "linear.gemv_programs_per_sm": 12},
         {"gate_route": False},  # the router's linear layer as a launch of its own
         {"pdl.early": False},  # PDL, every kernel waiting before it reads anything
         {"pdl.enabled": False},  # plain launches

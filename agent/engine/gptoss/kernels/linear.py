@@ -10,6 +10,14 @@ slices while it loads them: no reduction launch and no bf16 round trip in betwee
 
 The dot runs on tensor cores with the rows padded to 16 (the MMA's smallest M): the padding
 costs arithmetic, which a decode step has to spare, and no memory traffic.
+
+One row (batch-1 decode) takes ``_linear_gemv`` instead: float32 FMAs on the weights as they
+arrive, in one-warp programs of 16 rows with the compiler's 3-stage pipeline, about 6 programs
+an SM. Many small programs keep more reads in flight than fewer large ones do. Same call on an
+H200 (results_engine_gpu.txt runs 77-79):
+- alone, 12 layers in a graph: out projection 10.1 -> 7.7 us, qkv 11.6 -> 9.2 us, as fast as
+  pure reads of the same bytes;
+- the whole 20b step at batch 1: 1.80 -> 1.72 ms.
 """
 
 from __future__ import annotations
@@ -76,6 +84,47 @@ def _linear_splitk(
     tl.store(dest, acc, mask=m_ok[:, None] & n_ok[None, :])
 
 
+@triton.jit
+def _weight_block(w_rows, n_ok, k0, hi, kk):
+    """Columns ``k0 + kk`` of the rows at ``w_rows`` (zeros past ``hi``), past L1 (".cg"): each
+    weight is read once, while ``x``, which every program re-reads, stays in L1."""
+    return tl.load(w_rows + k0 + kk[None, :], mask=n_ok[:, None] & (k0 + kk < hi)[None, :], other=0.0,
+                   cache_modifier=".cg")  # fmt: skip
+
+
+@triton.jit
+def _linear_gemv(
+    x_ptr, w_ptr, bias_ptr, out_ptr,  # x [1, K], w [N, K], bias [N], out [1, S, N] float32
+    N, K, slice_blocks,  # BLOCK_K-wide blocks of K per slice
+    HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, STAGES: tl.constexpr,
+    PDL: tl.constexpr, EARLY: tl.constexpr,
+):  # fmt: skip
+    nb = tl.program_id(0)
+    ks = tl.program_id(1)
+    n = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    kk = tl.arange(0, BLOCK_K)
+    n_ok = n < N
+    w_rows = w_ptr + n.to(tl.int64)[:, None] * K
+    lo = ks * slice_blocks * BLOCK_K
+    hi = tl.minimum(lo + slice_blocks * BLOCK_K, K)
+    acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    first = lo
+    if EARLY:  # weights are constants: their first block arrives while the previous kernel ends
+        w = _weight_block(w_rows, n_ok, lo, hi, kk)
+        begin(PDL)
+        acc += w.to(tl.float32) * tl.load(x_ptr + lo + kk, mask=lo + kk < hi, other=0.0).to(tl.float32)[None, :]
+        first += BLOCK_K
+    else:
+        begin(PDL)
+    for k0 in tl.range(first, hi, BLOCK_K, num_stages=STAGES):
+        w = _weight_block(w_rows, n_ok, k0, hi, kk)
+        acc += w.to(tl.float32) * tl.load(x_ptr + k0 + kk, mask=k0 + kk < hi, other=0.0).to(tl.float32)[None, :]
+    y = tl.sum(acc, axis=1)
+    if HAS_BIAS:
+        y += tl.load(bias_ptr + n, mask=n_ok & (ks == 0), other=0.0).to(tl.float32)
+    tl.store(out_ptr + ks * N + n, y, mask=n_ok)
+
+
 @dataclass(slots=True)
 class LinearTuning:
     """Launch shape; the benchmark may swap in others (module-level ``TUNING``)."""
@@ -86,6 +135,15 @@ class LinearTuning:
     programs_per_sm: int = 3  # K is sliced until the grid has about this many programs per SM
     warps: int = 4
     stages: int = 4
+    # One row: _linear_gemv (0 turns it off). H200 sweep, whole step at batch 1 (run 79): 16 rows
+    # x 128, 1 warp, 3 stages, 6 programs an SM 1.719 ms; 8 rows at 12 an SM 1.720; 2 or 4
+    # stages, 256 or 64 columns, 32 rows, 8 an SM: 1.73-1.78; the split-K dot 1.803.
+    gemv_rows: int = 1
+    gemv_block_n: int = 16
+    gemv_block_k: int = 128
+    gemv_warps: int = 1
+    gemv_stages: int = 3
+    gemv_programs_per_sm: int = 6
 
 
 TUNING = LinearTuning()
@@ -94,6 +152,18 @@ TUNING = LinearTuning()
 def linear_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Does ``x [M, K] @ weight.T`` take :func:`linear_partials`? (few rows, aligned K)."""
     return TUNING.enabled and x.dim() == 2 and x.shape[0] <= MAX_ROWS and weight.shape[1] % 16 == 0
+
+
+def _split_k(
+    n: int, k: int, block_n: int, block_k: int, programs_per_sm: int, device: torch.device
+) -> tuple[int, int, int]:
+    """Row tiles, blocks of K per slice and slices: K is cut until the grid has about
+    ``programs_per_sm`` programs an SM."""
+    tiles = triton.cdiv(n, block_n)
+    k_blocks = triton.cdiv(k, block_k)
+    want = max(1, min(k_blocks, triton.cdiv(programs_per_sm * _sm_count(device), tiles)))
+    slice_blocks = triton.cdiv(k_blocks, want)
+    return tiles, slice_blocks, triton.cdiv(k_blocks, slice_blocks)
 
 
 def linear_partials(
@@ -105,11 +175,16 @@ def linear_partials(
     x = x.contiguous()
     m, k = x.shape
     n = weight.shape[0]
-    tiles = triton.cdiv(n, tn.block_n)
-    k_blocks = triton.cdiv(k, tn.block_k)
-    want = max(1, min(k_blocks, triton.cdiv(tn.programs_per_sm * _sm_count(x.device), tiles)))
-    slice_blocks = triton.cdiv(k_blocks, want)
-    slices = triton.cdiv(k_blocks, slice_blocks)
+    if m <= tn.gemv_rows:
+        tiles, slice_blocks, slices = _split_k(n, k, tn.gemv_block_n, tn.gemv_block_k, tn.gemv_programs_per_sm, x.device)
+        out = torch.empty(m, slices, n, device=x.device, dtype=torch.float32)
+        _linear_gemv[(tiles, slices)](
+            x, weight, bias if bias is not None else weight, out, n, k, slice_blocks, HAS_BIAS=bias is not None,
+            BLOCK_N=tn.gemv_block_n, BLOCK_K=tn.gemv_block_k, STAGES=tn.gemv_stages, num_warps=tn.gemv_warps,
+            **pdl.launch(x.device, early=True),
+        )  # fmt: skip
+        return out
+    tiles, slice_blocks, slices = _split_k(n, k, tn.block_n, tn.block_k, tn.programs_per_sm, x.device)
     out = torch.empty(m, slices, n, device=x.device, dtype=torch.float32)
     _linear_splitk[(tiles, slices)](
         x, weight, bias if bias is not None else weight, out, m, n, k, slice_blocks,
