@@ -14,7 +14,7 @@ costs arithmetic, which a decode step has to spare, and no memory traffic.
 One row (batch-1 decode) takes ``_linear_gemv`` instead: float32 FMAs on the weights as they
 arrive, in one-warp programs of 16 rows with the compiler's 3-stage pipeline, about 6 programs
 an SM. Many small programs keep more reads in flight than fewer large ones do. Same call on an
-H200 (results_engine_gpu.txt runs 77-79):
+H200 (results_engine_gpu.txt runs 76-79):
 - alone, 12 layers in a graph: out projection 10.1 -> 7.7 us, qkv 11.6 -> 9.2 us, as fast as
   pure reads of the same bytes;
 - the whole 20b step at batch 1: 1.80 -> 1.72 ms.
@@ -135,7 +135,7 @@ class LinearTuning:
     programs_per_sm: int = 3  # K is sliced until the grid has about this many programs per SM
     warps: int = 4
     stages: int = 4
-    # One row: _linear_gemv (0 turns it off). H200 sweep, whole step at batch 1 (run 79): 16 rows
+    # One row: _linear_gemv (0 turns it off). H200 sweep, whole step at batch 1 (run 78): 16 rows
     # x 128, 1 warp, 3 stages, 6 programs an SM 1.719 ms; 8 rows at 12 an SM 1.720; 2 or 4
     # stages, 256 or 64 columns, 32 rows, 8 an SM: 1.73-1.78; the split-K dot 1.803.
     gemv_rows: int = 1
