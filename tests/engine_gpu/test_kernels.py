@@ -216,27 +216,32 @@ def test_gemv_shape_rejects_what_the_kernel_cannot_run() -> None:
             GemvShape(*bad)
 
 
-@pytest.mark.parametrize("gemv", [True, False])
 @pytest.mark.parametrize(
     ("rows", "n", "k"), [(1, 5120, 2880), (1, 2880, 4096), (1, 200, 96), (1, 37, 1000), (8, 2880, 4096), (16, 64, 512),
                          (3, 200, 96)],
 )  # fmt: skip
-def test_split_k_linear_matches_float64(rows: int, n: int, k: int, gemv: bool) -> None:
-    """bf16 operands, float32 sums: the only error is float32 rounding (bound 1e-4). One row
-    goes through the FMA GEMV unless it is turned off (then the split-K dot, as more rows do);
-    the odd shapes leave partial row tiles and partial K blocks."""
+def test_split_k_linear_matches_float64(rows: int, n: int, k: int) -> None:
+    """bf16 operands, float32 sums: the only error is float32 rounding (bound 1e-4), for the
+    split-K dot (several rows, or one with the GEMV turned off) and the one-row FMA GEMV, whose
+    last form here cuts K into 64-column slices so that the slice count shows it ran. The odd
+    shapes leave partial row tiles and partial K blocks."""
     from agent.engine.gptoss.kernels.linear import LinearTuning, linear_partials
 
-    tuning = LinearTuning() if gemv else LinearTuning(gemv_rows=0)
     gen = torch.Generator().manual_seed(rows * n)
     x = torch.randn(rows, k, generator=gen).to(torch.bfloat16).cuda()
     w = (torch.randn(n, k, generator=gen) / math.sqrt(k)).to(torch.bfloat16).cuda()
     bias = torch.randn(n, generator=gen).to(torch.bfloat16).cuda()
-    got = linear_partials(x, w, bias, tuning)
     ref = x.double() @ w.double().T + bias.double()
-    assert got.dtype == torch.float32 and got.shape[0] == rows and got.shape[2] == n
-    assert rel_err(got.sum(1), ref) < 1e-4
-    assert rel_err(linear_partials(x, w, None, tuning).sum(1), ref - bias.double()) < 1e-4
+    tunings = [LinearTuning(), LinearTuning(gemv_rows=0)]
+    if rows == 1:
+        tunings.append(LinearTuning(gemv_block_k=64, gemv_programs_per_sm=10_000))
+    for tuning in tunings:
+        got = linear_partials(x, w, bias, tuning)
+        assert got.dtype == torch.float32 and got.shape[0] == rows and got.shape[2] == n
+        assert rel_err(got.sum(1), ref) < 1e-4
+        assert rel_err(linear_partials(x, w, None, tuning).sum(1), ref - bias.double()) < 1e-4
+    if rows == 1:
+        assert got.shape[1] == -(-k // 64)
 
 
 @pytest.mark.parametrize("parts", [1, 3])
