@@ -36,11 +36,12 @@ MAX_ROWS = 16  # one MMA tile of rows; larger batches go to cuBLAS
 
 
 @triton.jit
-def _block(ptr, rows, rows_ok, K, k0, hi, kk):
+def _block(ptr, rows, rows_ok, K, k0, hi, kk, CACHE: tl.constexpr):
     """``[len(rows), BLOCK_K]`` of a row-major matrix with ``K`` columns at columns ``k0 +
-    kk``, zeros past ``hi``."""
+    kk``, zeros past ``hi``; ``CACHE`` is the load's cache modifier ("" for the default)."""
     k = k0 + kk
-    return tl.load(ptr + rows[:, None] * K + k[None, :], mask=rows_ok[:, None] & (k < hi)[None, :], other=0.0)
+    return tl.load(ptr + rows[:, None] * K + k[None, :], mask=rows_ok[:, None] & (k < hi)[None, :], other=0.0,
+                   cache_modifier=CACHE)  # fmt: skip
 
 
 @triton.jit
@@ -66,30 +67,22 @@ def _linear_splitk(
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     first = lo
     if EARLY:  # weights are constants: their first block arrives while the previous kernel ends
-        w = _block(w_ptr, n.to(tl.int64), n_ok, K, lo, hi, kk)
+        w = _block(w_ptr, n.to(tl.int64), n_ok, K, lo, hi, kk, "")
         begin(PDL)
-        x = _block(x_ptr, m, m_ok, K, lo, hi, kk)
+        x = _block(x_ptr, m, m_ok, K, lo, hi, kk, "")
         acc += tl.dot(x.to(DOT_DTYPE), tl.trans(w.to(DOT_DTYPE)), input_precision=PRECISION)
         first += BLOCK_K
     else:
         begin(PDL)
     for k0 in range(first, hi, BLOCK_K):
-        x = _block(x_ptr, m, m_ok, K, k0, hi, kk)
-        w = _block(w_ptr, n.to(tl.int64), n_ok, K, k0, hi, kk)
+        x = _block(x_ptr, m, m_ok, K, k0, hi, kk, "")
+        w = _block(w_ptr, n.to(tl.int64), n_ok, K, k0, hi, kk, "")
         acc += tl.dot(x.to(DOT_DTYPE), tl.trans(w.to(DOT_DTYPE)), input_precision=PRECISION)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + n, mask=n_ok & (ks == 0), other=0.0).to(tl.float32)
         acc += bias[None, :]
     dest = out_ptr + (m[:, None] * slices + ks) * N + n[None, :]
     tl.store(dest, acc, mask=m_ok[:, None] & n_ok[None, :])
-
-
-@triton.jit
-def _weight_block(w_rows, n_ok, k0, hi, kk):
-    """Columns ``k0 + kk`` of the rows at ``w_rows`` (zeros past ``hi``), past L1 (".cg"): each
-    weight is read once, while ``x``, which every program re-reads, stays in L1."""
-    return tl.load(w_rows + k0 + kk[None, :], mask=n_ok[:, None] & (k0 + kk < hi)[None, :], other=0.0,
-                   cache_modifier=".cg")  # fmt: skip
 
 
 @triton.jit
@@ -104,20 +97,21 @@ def _linear_gemv(
     n = nb * BLOCK_N + tl.arange(0, BLOCK_N)
     kk = tl.arange(0, BLOCK_K)
     n_ok = n < N
-    w_rows = w_ptr + n.to(tl.int64)[:, None] * K
+    rows = n.to(tl.int64)
     lo = ks * slice_blocks * BLOCK_K
     hi = tl.minimum(lo + slice_blocks * BLOCK_K, K)
     acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
     first = lo
     if EARLY:  # weights are constants: their first block arrives while the previous kernel ends
-        w = _weight_block(w_rows, n_ok, lo, hi, kk)
+        # Weights past L1 (".cg"): each is read once, while x, which every program re-reads, stays.
+        w = _block(w_ptr, rows, n_ok, K, lo, hi, kk, ".cg")
         begin(PDL)
         acc += w.to(tl.float32) * tl.load(x_ptr + lo + kk, mask=lo + kk < hi, other=0.0).to(tl.float32)[None, :]
         first += BLOCK_K
     else:
         begin(PDL)
     for k0 in tl.range(first, hi, BLOCK_K, num_stages=STAGES):
-        w = _weight_block(w_rows, n_ok, k0, hi, kk)
+        w = _block(w_ptr, rows, n_ok, K, k0, hi, kk, ".cg")
         acc += w.to(tl.float32) * tl.load(x_ptr + k0 + kk, mask=k0 + kk < hi, other=0.0).to(tl.float32)[None, :]
     y = tl.sum(acc, axis=1)
     if HAS_BIAS:
