@@ -194,6 +194,7 @@ def tuning_variants() -> list[dict[str, object]]:
         {"linear.gemv_rows": 0},  # batch 1's linear layers as split-K dots, like larger batches
         {"linear.gemv_block_n": 8, "linear.gemv_programs_per_sm": 12},
         {"gate_route": False},  # the router's linear layer as a launch of its own
+        {"linear.logits": False},  # the unembedding by cuBLAS (bf16) and a cast
         {"pdl.early": False},  # PDL, every kernel waiting before it reads anything
         {"pdl.enabled": False},  # plain launches
     ]
@@ -357,20 +358,25 @@ def bench_ablation(model: GptOssModel, cache: KVCache, args: argparse.Namespace)
     right) against the whole step, at batch 1 and 8, medians of ``--rounds``."""
     import statistics
 
-    from agent.engine.gptoss.kernels import attention, fused, linear, moe, moe_gemv
+    from agent.engine.gptoss import kernels
+    from agent.engine.gptoss.kernels import attention, fused, linear, moe, moe_gemv, step_meta
 
     cfg = model.config
     qkv_rows = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim
+    linear_sites = {qkv_rows: "qkv", cfg.hidden_size: "out"}  # by the weight's rows; else the unembedding
     sites = {  # module, function name, which launch a call is (from its arguments)
-        "linear": (linear, "linear_partials", lambda x, w, *a, **k: "qkv" if w.shape[0] == qkv_rows else "out"),
+        "linear": (linear, "linear_partials", lambda x, w, *a, **k: linear_sites.get(w.shape[0], "unembedding")),
         "epilogue": (fused, "qkv_rope_store", lambda *a, **k: "qkv epilogue"),
         "attention": (attention, "decode_attention", lambda *a, **k: "attention"),
         "norm": (fused, "add_rms_norm", lambda *a, **k: "norms"),
         "router": (moe_gemv, "gate_route", lambda *a, **k: "router"),
         "experts": (moe, "gemv2", lambda *a, **k: "experts"),
+        "unembedding": (kernels, "unembed", lambda *a, **k: "unembedding"),
+        "metadata": (step_meta, "decode_meta", lambda *a, **k: "step metadata"),
     }
     small = ["qkv epilogue", "attention", "norms", "router"]
-    variants = [[], ["qkv"], ["out"], ["experts"], *[[s] for s in small], small, ["qkv", "out", "experts"]]
+    variants = [[], ["qkv"], ["out"], ["experts"], *[[s] for s in small], small, ["qkv", "out", "experts"],
+                ["unembedding"], ["step metadata"]]  # fmt: skip
     left_out: set[str] = set()
     replay: dict[tuple[object, ...], object] = {}
     calls: dict[str, int] = {}  # per forward pass: the n-th call of a site is the same launch

@@ -244,6 +244,71 @@ def test_split_k_linear_matches_float64(rows: int, n: int, k: int) -> None:
         assert got.shape[1] == -(-k // 64)
 
 
+def test_embedding_norm_and_rope_rows_in_one_launch() -> None:
+    """The forward pass's first launch gives what the gather, the RMSNorm kernel and the RoPE
+    table's gather and cast give, bit for bit; a padded position (-1) takes position 0's row."""
+    from agent.engine.gptoss.kernels.fused import embed_rms_norm, rms_norm
+
+    gen = torch.Generator().manual_seed(5)
+    emb = torch.randn(1000, 2880, generator=gen).to(torch.bfloat16).cuda()
+    scale = (1 + 0.1 * torch.randn(2880, generator=gen)).to(torch.bfloat16).cuda()
+    table = torch.randn(300, 2, 32, generator=gen).cuda()
+    tokens = torch.tensor([[3, 999, 0], [17, 5, 5]]).cuda()
+    positions = torch.tensor([[7, 8, 299], [0, 1, -1]]).cuda()
+    x, h, rope = embed_rms_norm(tokens, positions, emb, scale, 1e-5, table)
+    assert torch.equal(x, emb[tokens])
+    assert torch.equal(h, rms_norm(emb[tokens], scale, 1e-5))
+    assert rope.dtype == torch.bfloat16 and torch.equal(rope, table[positions.clamp_min(0)].to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("full_width", [48, 3000])
+def test_step_metadata_kernel_equals_decode_meta(full_width: int) -> None:
+    """One launch gives ``KVCache.decode_meta``'s tensors bit for bit, and the live key columns
+    ``live_lengths`` counts: rows at position 0, inside and past the sliding window (the ring
+    wraps), at the last column, and a padded row (-1). Table entries past a row's blocks hold
+    junk ids, as the graph's buffer may; 3000 columns take several programs a row."""
+    from agent.engine.gptoss.kernels.attention import live_lengths
+    from agent.engine.gptoss.kernels.step_meta import decode_meta
+    from agent.engine.gptoss.kv_cache import KVCache
+    from agent.engine.gptoss.random_checkpoint import preset
+
+    cfg = preset("custom", sliding_window=8)
+    cache = KVCache(cfg, num_blocks=1024, block_size=4, num_rings=6, prefill_chunk=6,
+                    device=torch.device("cuda"), dtype=torch.float32)  # fmt: skip
+    gen = torch.Generator().manual_seed(full_width)
+    positions = torch.tensor([0, 5, 7, 8, 23, full_width - 1, -1])
+    table_width = -(-full_width // 4)
+    table = torch.randint(0, 1024, (len(positions), table_width), generator=gen)
+    rings = torch.tensor([3, 0, 5, 1, 2, 4, 0])
+    args = (table.cuda(), rings.cuda(), positions.cuda(), full_width)
+    want, got = cache.decode_meta(*args), decode_meta(cache, *args)
+    assert torch.equal(got.positions, want.positions)
+    for g, w in ((got.full, want.full), (got.sliding, want.sliding)):
+        for name in ("write_slots", "read_slots", "key_positions"):
+            assert torch.equal(getattr(g, name), getattr(w, name)), name
+        assert torch.equal(g.lengths, live_lengths(w.key_positions))
+    assert got.full.lengths.tolist() == [1, 6, 8, 9, 24, full_width, 0]
+    assert got.sliding.lengths.tolist() == [1, 6, 8, 8, 8, 8, 0]
+
+
+@pytest.mark.parametrize("rows", [1, 8, 17])
+def test_unembedding_float32_logits(rows: int) -> None:
+    """The unembedding hook at a vocabulary's width: float32 logits ``[B, V]`` within float32
+    rounding of float64 (the matmul it replaces rounded them to bf16, ~2e-3); past 16 rows it
+    declines and the model's matmul runs."""
+    from agent.engine.gptoss import kernels
+
+    gen = torch.Generator().manual_seed(rows)
+    h = torch.randn(rows, 2880, generator=gen).to(torch.bfloat16).cuda()
+    w = (torch.randn(50_000, 2880, generator=gen) / math.sqrt(2880)).to(torch.bfloat16).cuda()
+    got = kernels.unembed(h, w)
+    if rows > 16:
+        assert got is None
+        return
+    assert got.dtype == torch.float32 and got.shape == (rows, 50_000)
+    assert rel_err(got, h.double() @ w.double().T) < 1e-4
+
+
 @pytest.mark.parametrize("parts", [1, 3])
 def test_qkv_epilogue_equals_rope_then_cache_write(parts: int) -> None:
     """One launch (sum partials + bias, round, RoPE, cache write) gives what the separate steps

@@ -40,6 +40,7 @@ class LayerTypeMeta:
     write_slots: torch.Tensor  # [B, S] flat pool slot per query token (0 = scratch)
     read_slots: torch.Tensor  # [B, L] flat pool slot per key column
     key_positions: torch.Tensor  # [B, L] absolute position of each key, -1 = empty
+    lengths: torch.Tensor | None = None  # [B] int32 live (left-packed) key columns, if known
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,13 +132,17 @@ class GptOssModel:
         """
         w, cfg = self.weights, self.config
         assert tokens.shape == meta.positions.shape, "tokens and positions must be [B, S]"
-        x = w.embedding[tokens]  # [B, S, H]
-        rope = self.rope[meta.positions.clamp_min(0)].to(x.dtype)  # [B, S, 2, D/2]
-        cos, sin = rope[:, :, None, 0], rope[:, :, None, 1]  # [B, S, 1, D/2]
         eps, layers = cfg.rms_norm_eps, w.layers
+        first_norm = layers[0].attn_norm if layers else w.norm
+        if kernels.available(w.embedding):  # [kernels hook] embedding, first norm, RoPE rows: 1 launch
+            x, h, rope = kernels.embed_rms_norm(tokens, meta.positions, w.embedding, first_norm, eps, self.rope)
+        else:
+            x = w.embedding[tokens]  # [B, S, H]
+            rope = self.rope[meta.positions.clamp_min(0)].to(x.dtype)  # [B, S, 2, D/2]
+            h = rms_norm(x, first_norm, eps)
+        cos, sin = rope[:, :, None, 0], rope[:, :, None, 1]  # [B, S, 1, D/2]
         # Each residual add is fused with the norm after it (the next layer's, or the final one:
         # normalising every row and then picking rows equals picking and then normalising).
-        h = rms_norm(x, layers[0].attn_norm if layers else w.norm, eps)
         lengths: dict[str, torch.Tensor] = {}  # live key columns per layer type, counted once
         for i, layer in enumerate(layers):
             kind, k_pool, v_pool = cache.layer_pools(i)
@@ -151,7 +155,12 @@ class GptOssModel:
             next_norm = layers[i + 1].attn_norm if i + 1 < len(layers) else w.norm
             x, h = add_rms_norm(x, out if out.dim() == 3 else out.view_as(x), next_norm, eps)
         if logit_index is not None:
-            h = h[torch.arange(h.shape[0], device=h.device), logit_index]  # [B, H]
+            # One position per row (decode): its index can only be 0, and a view costs no launch.
+            h = h[:, 0] if h.shape[1] == 1 else h[torch.arange(h.shape[0], device=h.device), logit_index]  # [B, H]
+        if kernels.available(h):  # [kernels hook] float32 logits from one launch
+            logits = kernels.unembed(h, w.unembedding)
+            if logits is not None:
+                return logits
         return (h @ w.unembedding.T).float()
 
     def _attention(
@@ -187,7 +196,7 @@ class GptOssModel:
             v_pool.index_copy_(0, slots, v.reshape(-1, hkv, d).to(v_pool.dtype))
         if kernels.available(x) and kernels.attention_ok(d):  # [kernels hook]
             if kind not in lengths:
-                lengths[kind] = kernels.live_lengths(meta.key_positions)
+                lengths[kind] = meta.lengths if meta.lengths is not None else kernels.live_lengths(meta.key_positions)
             if s == 1:  # decode: split-K over the keys, then the out projection's partial sums
                 out = kernels.attention_decode(
                     q[:, 0], k_pool, v_pool, meta.read_slots, meta.key_positions, positions[:, 0],

@@ -75,6 +75,15 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
     return run(x, scale, eps)
 
 
+def embed_rms_norm(
+    tokens: torch.Tensor, positions: torch.Tensor, embedding: torch.Tensor, scale: torch.Tensor, eps: float,
+    rope: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    from .fused import embed_rms_norm as run
+
+    return run(tokens, positions, embedding, scale, eps, rope)
+
+
 def add_rms_norm(
     x: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,6 +127,19 @@ def attention_output(out: torch.Tensor, layer: LayerWeights) -> torch.Tensor:
     if linear_ok(out, layer.out_weight):
         return linear_partials(out, layer.out_weight, layer.out_bias)
     return torch.nn.functional.linear(out, layer.out_weight, layer.out_bias)
+
+
+def unembed(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+    """Logits ``h [B, H] @ weight.T`` in float32 for decode-sized batches, or None (then the
+    caller's matmul). One launch that writes float32 and takes part in programmatic dependent
+    launch, where cuBLAS ran a bf16 product and a cast after it, each waiting for the kernel
+    before to end."""
+    from .linear import TUNING, linear_ok, linear_partials
+
+    if h.dim() != 2 or not TUNING.logits or not linear_ok(h, weight):
+        return None
+    parts = linear_partials(h, weight, None)  # [B, S, V]: S is 1 at a vocabulary's width
+    return parts[:, 0] if parts.shape[1] == 1 else parts.sum(1)
 
 
 def live_lengths(key_positions: torch.Tensor) -> torch.Tensor:
@@ -202,6 +224,6 @@ def attention_decode(
 
 
 __all__ = [
-    "add_rms_norm", "attention_decode", "attention_inputs", "attention_prefill", "attention_ok", "attention_output",
-    "available", "enabled", "graphed_decode", "graphs_ok", "live_lengths", "moe_layer", "rms_norm",
+    "add_rms_norm", "attention_decode", "embed_rms_norm", "attention_inputs", "attention_prefill", "attention_ok", "attention_output",
+    "available", "enabled", "graphed_decode", "graphs_ok", "live_lengths", "moe_layer", "rms_norm", "unembed",
 ]  # fmt: skip

@@ -40,6 +40,49 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 @triton.jit
+def _embed_rms_norm(
+    tokens_ptr, positions_ptr, emb_ptr, scale_ptr, rope_ptr,  # [T], [T] (-1: padding), [V, H], [H], [P, R]
+    x_out_ptr, h_out_ptr, rope_out_ptr, n, eps, rope_n,  # [T, H], [T, H], [T, R]
+    BLOCK: tl.constexpr, ROPE_BLOCK: tl.constexpr, PDL: tl.constexpr,
+):  # fmt: skip
+    begin(PDL)
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    ok = cols < n
+    x = tl.load(emb_ptr + tl.load(tokens_ptr + row).to(tl.int64) * n + cols, mask=ok, other=0.0)
+    tl.store(x_out_ptr + row * n + cols, x, mask=ok)
+    xf = x.to(tl.float32)  # then _rms_norm's arithmetic
+    inv = tl.rsqrt(tl.sum(xf * xf, axis=0) / n + eps)
+    scale = tl.load(scale_ptr + cols, mask=ok, other=0.0).to(tl.float32)
+    tl.store(h_out_ptr + row * n + cols, (xf * inv * scale).to(h_out_ptr.dtype.element_ty), mask=ok)
+    r = tl.arange(0, ROPE_BLOCK)
+    angle = rope_ptr + tl.maximum(tl.load(positions_ptr + row), 0) * rope_n + r
+    tl.store(rope_out_ptr + row * rope_n + r, tl.load(angle, mask=r < rope_n), mask=r < rope_n)
+
+
+def embed_rms_norm(
+    tokens: torch.Tensor, positions: torch.Tensor, embedding: torch.Tensor, scale: torch.Tensor, eps: float,
+    rope: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A forward pass's first launch: for ``tokens [B, S]`` at ``positions [B, S]`` (-1:
+    padding, which takes position 0's angles), the embedding rows ``x [B, S, H]``, their
+    RMSNorm times ``scale`` (as :func:`rms_norm`) and the RoPE table's rows ``[B, S, *rope[0]]``
+    in ``x``'s dtype. Where the PyTorch ops took a gather, a clamp, a gather and a cast first."""
+    t, n = tokens.numel(), embedding.shape[1]
+    x = torch.empty(*tokens.shape, n, device=embedding.device, dtype=embedding.dtype)
+    h = torch.empty_like(x)
+    angles = torch.empty(*tokens.shape, *rope.shape[1:], device=embedding.device, dtype=embedding.dtype)
+    rope_n = rope[0].numel()
+    block = triton.next_power_of_2(n)
+    _embed_rms_norm[(t,)](
+        tokens.contiguous(), positions.contiguous(), embedding, scale, rope.contiguous(), x, h, angles, n, eps,
+        rope_n, BLOCK=block, ROPE_BLOCK=triton.next_power_of_2(rope_n), num_warps=8 if block >= 2048 else 4,
+        **pdl.launch(embedding.device),
+    )  # fmt: skip
+    return x, h, angles
+
+
+@triton.jit
 def _add_rms_norm(
     x_ptr, d_ptr, scale_ptr, x_out_ptr, h_out_ptr, n, eps,
     D_ROWS: tl.constexpr, BLOCK: tl.constexpr,

@@ -138,6 +138,7 @@ class LinearTuning:
     gemv_warps: int = 1
     gemv_stages: int = 3
     gemv_programs_per_sm: int = 6
+    logits: bool = True  # the unembedding through these kernels too (False: cuBLAS and a cast)
 
 
 TUNING = LinearTuning()
