@@ -192,10 +192,9 @@ def tuning_variants() -> list[dict[str, object]]:
     return [
         {},
         {"linear.gemv_rows": 0},  # batch 1's linear layers as split-K dots, like larger batches
-        {"linear.gemv_block_n": 8, "linear.gemv_programs_per_sm": 12},
         {"gate_route": False},  # the router's linear layer as a launch of its own
         {"linear.logits": False},  # the unembedding by cuBLAS (bf16) and a cast
-        {"pdl.early": False},  # PDL, every kernel waiting before it reads anything
+        {"tiles_kernel": False},  # the grouped GEMM's router and tiles as PyTorch ops (batch 64)
         {"pdl.enabled": False},  # plain launches
     ]
 

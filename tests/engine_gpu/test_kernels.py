@@ -206,6 +206,35 @@ def test_moe_sliced_partials_sum_to_float64(
     assert rel_err(got.sum(1), ref) < 1e-2
 
 
+@pytest.mark.parametrize(("pairs", "num_experts", "block_m"), [(256, 32, 16), (1024, 32, 32), (65, 128, 16), (256, 32, 128)])
+def test_expert_tiles_kernel_equals_the_pytorch_ops(pairs: int, num_experts: int, block_m: int) -> None:
+    """One launch sorts the pairs by expert (stably) and cuts the tiles exactly as the PyTorch
+    ops do: random experts, all pairs on one expert, and a few experts only."""
+    from agent.engine.gptoss.kernels.moe import _tiles, expert_tiles
+
+    gen = torch.Generator().manual_seed(pairs + num_experts)
+    for experts in (
+        torch.randint(0, num_experts, (pairs,), generator=gen),
+        torch.full((pairs,), num_experts - 1),
+        torch.randint(0, 3, (pairs,), generator=gen),
+    ):
+        flat = experts.to(torch.int32).cuda()
+        got, want = expert_tiles(flat, num_experts, block_m), _tiles(flat, num_experts, block_m)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_gate_topk_is_gate_route_without_the_conversion() -> None:
+    from agent.engine.gptoss.kernels.moe_gemv import gate_route, gate_topk
+
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(64, 2880, generator=gen).to(torch.bfloat16).cuda()
+    w = (torch.randn(32, 2880, generator=gen) / 50).to(torch.bfloat16).cuda()
+    b = torch.randn(32, generator=gen).to(torch.bfloat16).cuda()
+    experts, weights, _ = gate_route(x, w, b, 4, half=True)
+    got_e, got_w = gate_topk(x, w, b, 4)
+    assert torch.equal(got_e, experts) and torch.equal(got_w, weights)
+
+
 def test_gemv_shape_rejects_what_the_kernel_cannot_run() -> None:
     """Three steps ahead would silently read the wrong weights (the kernel has two buffers)."""
     from agent.engine.gptoss.kernels.moe_gemv import GemvShape

@@ -179,7 +179,12 @@ def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partial
             (layer.mlp2_blocks, layer.mlp2_scales, layer.mlp2_bias),
             dtype=x.dtype, alpha=cfg.swiglu_alpha, limit=cfg.swiglu_limit, partials=partials,
         )  # fmt: skip
-    experts, weights = route(x, layer.gate_weight, layer.gate_bias, k)
+    if TUNING.tiles_kernel and TUNING.gate_route and x.is_cuda:
+        from . import moe_gemv
+
+        experts, weights = moe_gemv.gate_topk(x, layer.gate_weight, layer.gate_bias, k)
+    else:
+        experts, weights = route(x, layer.gate_weight, layer.gate_bias, k)
     return moe(
         x,
         experts,
@@ -188,6 +193,7 @@ def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partial
         (layer.mlp2_blocks, layer.mlp2_scales, layer.mlp2_bias),
         alpha=cfg.swiglu_alpha,
         limit=cfg.swiglu_limit,
+        partials=partials,
     )
 
 

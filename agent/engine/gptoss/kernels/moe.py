@@ -204,6 +204,9 @@ class MoeTuning:
     # The router's linear layer inside the router kernel (moe_gemv.gate_route); False: the
     # split-K linear layer, then moe_gemv.route.
     gate_route: bool = True
+    # More pairs than the GEMV takes: the tiles of pairs by expert from one launch (expert_tiles)
+    # where ~35 PyTorch ops did, and the router through gate_route too.
+    tiles_kernel: bool = True
     # Whole-step H100 sweeps at 20b, batch 1: 4.02 ms (16, 16) vs 4.27 ms (32, 8); but 120b and
     # batch 8 measured 5-9% better with (32, 8) in the run before: retune per model when it matters.
     gemv_block_n: int = 16
@@ -274,6 +277,58 @@ def gemv2(
     )  # fmt: skip
 
 
+@triton.jit
+def _expert_tiles(
+    experts_ptr, P, E, block_m, n_tiles,  # [P] expert per pair
+    order_ptr, tile_expert_ptr, tile_start_ptr, tile_count_ptr,  # [P], [n_tiles] x3 (int32)
+    P_PAD: tl.constexpr, E_PAD: tl.constexpr, T_PAD: tl.constexpr,
+):  # fmt: skip
+    """:func:`_tiles` in one program: a counting sort of the pairs by expert (stable), then each
+    tile's expert, first sorted pair and pair count, through one-hot ``[pairs, experts]``
+    matrices (a few thousand values at decode sizes)."""
+    i = tl.arange(0, P_PAD)
+    e = tl.arange(0, E_PAD)
+    ex = tl.load(experts_ptr + i, mask=i < P, other=E_PAD)  # padding matches no expert
+    hit = (ex[:, None] == e[None, :]).to(tl.int32)  # [P_PAD, E_PAD]
+    counts = tl.sum(hit, axis=0)
+    pair_start = tl.cumsum(counts, axis=0) - counts
+    # A pair's place: its expert's first place plus the pairs of that expert before it.
+    place = tl.sum(hit * (tl.cumsum(hit, axis=0) - 1 + pair_start[None, :]), axis=1)
+    tl.store(order_ptr + place, i, mask=i < P)
+    tiles = (counts + block_m - 1) // block_m
+    tile_end = tl.cumsum(tiles, axis=0)
+    j = tl.arange(0, T_PAD)
+    # searchsorted(tile_end, j, right=True): the experts whose tiles all end at or before j.
+    expert = tl.sum(((tile_end[None, :] <= j[:, None]) & (e < E)[None, :]).to(tl.int32), axis=1)
+    used = expert < E
+    expert = tl.minimum(expert, E - 1)
+    pick = (expert[:, None] == e[None, :]).to(tl.int32)  # [T_PAD, E_PAD]: each tile's expert
+    local = j - tl.sum(pick * (tile_end - tiles)[None, :], axis=1)
+    start = tl.sum(pick * pair_start[None, :], axis=1) + local * block_m
+    count = tl.where(used, tl.minimum(tl.maximum(tl.sum(pick * counts[None, :], axis=1) - local * block_m, 0), block_m), 0)
+    ok = j < n_tiles
+    tl.store(tile_expert_ptr + j, expert, mask=ok)
+    tl.store(tile_start_ptr + j, start, mask=ok)
+    tl.store(tile_count_ptr + j, count, mask=ok)
+
+
+def expert_tiles(experts: torch.Tensor, num_experts: int, block_m: int) -> tuple[torch.Tensor, ...]:
+    """:func:`_tiles`' tensors: from one launch on the GPU at decode sizes (the PyTorch ops took
+    ~35 launches, 0.1 ms a layer inside a batch-64 step), else from those ops."""
+    p = experts.numel()
+    p_pad, e_pad = triton.next_power_of_2(p), triton.next_power_of_2(num_experts)
+    if not (TUNING.tiles_kernel and experts.is_cuda and p_pad * e_pad <= 32768):
+        return _tiles(experts, num_experts, block_m)
+    n_tiles = min(p, num_experts) + p // block_m
+    order = torch.empty(p, device=experts.device, dtype=torch.int32)
+    expert, start, count = (torch.empty(n_tiles, device=experts.device, dtype=torch.int32) for _ in range(3))
+    _expert_tiles[(1,)](
+        experts, p, num_experts, block_m, n_tiles, order, expert, start, count,
+        P_PAD=p_pad, E_PAD=e_pad, T_PAD=triton.next_power_of_2(n_tiles), num_warps=8 if p_pad * e_pad > 8192 else 4,
+    )  # fmt: skip
+    return order, expert, start, count
+
+
 def _tiles(experts: torch.Tensor, num_experts: int, block_m: int) -> tuple[torch.Tensor, ...]:
     """Sort pairs by expert and cut them into tiles of one expert each, on the device.
 
@@ -309,8 +364,11 @@ def moe(
     alpha: float,
     limit: float,
     tuning: MoeTuning | None = None,
+    partials: bool = False,
 ) -> torch.Tensor:
-    """Each token through its top-k experts, summed with the routing weights: ``[T, H]``."""
+    """Each token through its top-k experts, summed with the routing weights: ``[T, H]``; with
+    ``partials`` the grouped GEMM's weighted terms ``[T, k, H]`` float32 instead (the caller's
+    norm sums them: no reduction and cast launches)."""
     tn = tuning or TUNING
     t, k = experts.shape
     p = t * k
@@ -343,7 +401,7 @@ def moe(
         bn, bg, nw, ns = tn.gemm_block_n, tn.gemm_block_g, tn.gemm_warps, tn.gemm_stages
         if bm >= 64:  # prefill: wider tiles measured faster on H100 (2.43 vs 2.84 ms at T=2048)
             bn, bg = 2 * bn, max(1, bg // 2)
-        order, tile_e, tile_s, tile_c = _tiles(flat, num_experts, bm)
+        order, tile_e, tile_s, tile_c = expert_tiles(flat, num_experts, bm)
         n_tiles = tile_e.numel()
         _moe_gemm[(n_tiles, triton.cdiv(n1, bn))](
             x, x.stride(0), b1, s1, bias1, order, route_w, tile_e, tile_s, tile_c,
@@ -355,4 +413,4 @@ def moe(
             y, y.stride(0), h, inter, inter // 32, alpha, limit,
             X_DIV=1, SWIGLU=False, DOT_DTYPE=_dot_dtype(x.dtype), PRECISION=_precision(x.dtype), BLOCK_M=bm, BLOCK_N=bn, BLOCK_G=bg, num_warps=nw, num_stages=ns,
         )  # fmt: skip
-    return y.view(t, k, h).sum(1).to(x.dtype)
+    return y.view(t, k, h) if partials else y.view(t, k, h).sum(1).to(x.dtype)

@@ -256,6 +256,7 @@ def _gate_route(
     E, H,
     K: tl.constexpr, EPP: tl.constexpr,  # experts per program
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr, HALF: tl.constexpr,
+    CONVERT: tl.constexpr,  # write x in the GEMV's order (False: experts and weights only)
     PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the router's weights before the PDL wait
 ):  # fmt: skip
     begin_if(not EARLY, PDL)
@@ -272,11 +273,11 @@ def _gate_route(
     lg = tl.sum(w.to(tl.float32) * x[None, :], axis=1) + bias.to(tl.float32)
     # Rounded like the router's output in the PyTorch path (a linear layer in x's dtype).
     tl.store(logits_ptr + t * E + e, lg.to(x_ptr.dtype.element_ty).to(tl.float32), mask=e < E)
-    # Each program converts its share of the row (every one finds the same exponent).
-    xn, x_exp = _gemv_input(x, HALF)
-    share = tl.cdiv(H, programs)
-    mine = (h >= pid * share) & (h < (pid + 1) * share) & (h < H)
-    _store_gemv_input(xn_ptr, xe_ptr, t, H, h, mine, xn, x_exp, pid == 0, HALF)
+    if CONVERT:  # each program converts its share of the row (every one finds the same exponent)
+        xn, x_exp = _gemv_input(x, HALF)
+        share = tl.cdiv(H, programs)
+        mine = (h >= pid * share) & (h < (pid + 1) * share) & (h < H)
+        _store_gemv_input(xn_ptr, xe_ptr, t, H, h, mine, xn, x_exp, pid == 0, HALF)
     # The last program of a token to finish picks its experts. The barrier puts every thread's
     # logit store before the atomic's release; its acquire makes the others' visible here.
     tl.debug_barrier()
@@ -487,18 +488,38 @@ def gate_route(
     experts. With programmatic dependent launch the weights are read before the wait. One
     launch where the split-K linear layer and :func:`route` took two: the 20b step at batch 1
     0.02-0.09 ms faster, at batch 8 0.02-0.21 (results_engine_gpu.txt, runs 47-49, 51)."""
+    experts, weights, xn, exps = _router_outputs(x, k, half)
+    _launch_gate_route(x, gate_weight, gate_bias, k, experts, weights, xn, exps, half=half)
+    return experts, weights, GemvInput(xn, exps)
+
+
+def gate_topk(
+    x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`gate_route`'s experts ``[T, k]`` and weights ``[T, k]`` only, for the grouped
+    GEMM (more pairs than the GEMV takes): one launch where the linear layer, top-k, softmax
+    and casts took eight."""
+    t = x.shape[0]
+    experts = torch.empty(t, k, device=x.device, dtype=torch.int32)
+    weights = torch.empty(t, k, device=x.device, dtype=torch.float32)
+    _launch_gate_route(x, gate_weight, gate_bias, k, experts, weights, experts, experts, half=False, convert=False)
+    return experts, weights
+
+
+def _launch_gate_route(
+    x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int, experts: torch.Tensor,
+    weights: torch.Tensor, xn: torch.Tensor, exps: torch.Tensor | None, *, half: bool, convert: bool = True,
+) -> None:
     t, h = x.shape
     num_experts = gate_weight.shape[0]
     epp = triton.next_power_of_2(triton.cdiv(num_experts, 32))
-    experts, weights, xn, exps = _router_outputs(x, k, half)
     logits = torch.empty(t, num_experts, device=x.device, dtype=torch.float32)
     _gate_route[(t, triton.cdiv(num_experts, epp))](
         x.contiguous(), gate_weight.contiguous(), gate_bias, logits, _counters(gate_weight, t), experts, weights,
         xn, exps if half else experts, num_experts, h, K=k, EPP=epp, BLOCK_E=triton.next_power_of_2(num_experts),
-        BLOCK_K=triton.next_power_of_2(k), BLOCK_H=triton.next_power_of_2(h), HALF=half, num_warps=4,
-        **pdl.launch(x.device, early=True),
+        BLOCK_K=triton.next_power_of_2(k), BLOCK_H=triton.next_power_of_2(h), HALF=half, CONVERT=convert,
+        num_warps=4, **pdl.launch(x.device, early=True),
     )  # fmt: skip
-    return experts, weights, GemvInput(xn, exps)
 
 
 @dataclass(frozen=True, slots=True)
