@@ -10,9 +10,10 @@ distributions as ``random_checkpoint``), so no 13-65 GB checkpoint is written. P
 - prefill tokens/s of one 2k-token prompt; peak memory for one 4k-context sequence;
 - transformers' GptOssForCausalLM (bf16 experts, eager) at batches 1 and 8 and the ratio;
 - optionally the 120b shape at batch 1 (``--big``);
-- launch variants (``tunings``), what each kernel costs inside the step (``ablation``), and the
+- launch variants (``tunings``), what each kernel costs inside the step (``ablation``), the
   bound a chain of kernels sets (``reads``: the step's weight spans read by one kernel each, back
-  to back, launched plainly and with PDL).
+  to back, launched plainly and with PDL), and where a captured step's time goes (``timeline``:
+  CUPTI's record of every kernel in a replay).
 
 Usage (on the GPU machine)::
 
@@ -439,6 +440,62 @@ def bench_profile(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
         _profile_step(model, cache, args, batch)
 
 
+def bench_timeline(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
+    """Where a captured step's time goes, from CUPTI's record of each kernel in a replay of the
+    graph (programmatic dependent launches included). The step is a chain: every kernel is
+    charged with the time from the previous kernel's end to its own ("exposed"), which sums to
+    the step. The ablation section, which leaves kernels out, misses what a kernel's neighbour
+    then exposes instead; this does not."""
+    import json
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    for batch in args.batches:
+        ms, release, _ = decode_step(model, cache, batch, args.context)
+        graph = model._decode_graphs.graphs[batch].graph  # type: ignore[attr-defined]
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                graph.replay()
+            torch.cuda.synchronize()
+        release()
+        with tempfile.TemporaryDirectory() as tmp:  # the trace's kernel records, in us
+            prof.export_chrome_trace(os.path.join(tmp, "trace.json"))
+            with open(os.path.join(tmp, "trace.json")) as f:
+                records = json.load(f)["traceEvents"]
+        kernels = sorted((e["ts"], e["ts"] + e["dur"], e["name"]) for e in records if e.get("cat") == "kernel")
+        step = kernels[len(kernels) // 3 : 2 * len(kernels) // 3]  # the middle replay
+        if not step:
+            say(f"timeline, batch {batch}: no kernel records (CUPTI)")
+            continue
+        _timeline(step, batch, ms, model.config.num_hidden_layers)
+
+
+def _timeline(step: list[tuple[float, float, str]], batch: int, ms: float, layers: int) -> None:
+    by_name: dict[str, list[float]] = {}
+    exposed = []
+    prev_end = step[0][0]
+    for start, end, name in step:
+        exposed.append(end - prev_end)
+        prev_end = end
+        row = by_name.setdefault(name.split("(")[0].removeprefix("void ")[:40], [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += end - start
+        row[2] += exposed[-1]
+    say(f"timeline, batch {batch}: {len(step)} kernels over {(prev_end - step[0][0]) / 1e3:.3f} ms "
+        f"(a replay timed alone: {ms:.3f} ms); us: duration summed, exposed summed")  # fmt: skip
+    for name, (count, dur, exp) in sorted(by_name.items(), key=lambda kv: -kv[1][2]):
+        say(f"  {name:<40} {count:5d}x {dur:9.1f} {exp:9.1f}")
+    # The layers' kernels: from the first kernel after the step's own preamble, in equal groups.
+    head = next((i for i, (_, _, name) in enumerate(step) if "meta" not in name and "embed" not in name), 0)
+    per = (len(step) - head - 1) // layers
+    if per > 0 and (len(step) - head - 1) % layers == 0:
+        say(f"  per position in a layer ({per} kernels), summed over {layers} layers: exposed us")
+        for k in range(per):
+            idx = range(head + k, head + layers * per, per)
+            say(f"    {k:2d} {step[head + k][2].split('(')[0][:40]:<40} {sum(exposed[i] for i in idx):9.1f}")
+
+
 def profile_kernels(fn: Callable[[], object], what: str, top: int) -> None:
     """Run ``fn`` once under the profiler; print its GPU kernels' time grouped by name."""
     from torch.profiler import ProfilerActivity, profile
@@ -602,6 +659,8 @@ def run_ours(args: argparse.Namespace, bw: float) -> dict[int, float]:
         bench_read_chain(model, 1e3 / ours[1])
     if "profile" not in skip:
         bench_profile(model, cache, args)
+    if "timeline" not in skip:
+        bench_timeline(model, cache, args)
     if 64 in ours and 1 in ours:
         say(f"aggregate decode, batch 64 / batch 1: {ours[64] / ours[1]:.1f}x")
     return ours
@@ -616,7 +675,7 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=2048)
     parser.add_argument("--hf", action="store_true", help="also time transformers (batches 1, 8)")
     parser.add_argument("--big", action="store_true", help="also time the 120b shape at batch 1")
-    parser.add_argument("--skip", default="", help="comma list of: memory,engine,variants,contexts,tunings,ablation,reads,profile,prefill")
+    parser.add_argument("--skip", default="", help="comma list of: memory,engine,variants,contexts,tunings,ablation,reads,profile,timeline,prefill")
     parser.add_argument("--rounds", type=int, default=3, help="turns each tuning variant takes (medians printed)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
