@@ -313,8 +313,9 @@ def _expert_tiles(
 
 
 def expert_tiles(experts: torch.Tensor, num_experts: int, block_m: int) -> tuple[torch.Tensor, ...]:
-    """:func:`_tiles`' tensors: from one launch on the GPU at decode sizes (the PyTorch ops took
-    ~35 launches, 0.1 ms a layer inside a batch-64 step), else from those ops."""
+    """:func:`_tiles`' tensors: from one launch on the GPU at decode sizes (inside a batch-64
+    step the PyTorch ops were ~35 launches a layer, waiting on one another), else from those
+    ops (prefill: more than 32k pair x expert values for one program)."""
     p = experts.numel()
     p_pad, e_pad = triton.next_power_of_2(p), triton.next_power_of_2(num_experts)
     if not (TUNING.tiles_kernel and experts.is_cuda and p_pad * e_pad <= 32768):
