@@ -17,15 +17,22 @@ from .pdl import begin, begin_if
 
 
 @triton.jit
+def _normed(x, scale, n, eps):
+    """RMSNorm of a row ``x`` (float32, zeros past ``n``) times ``scale``, in float32: the one
+    arithmetic every norm kernel here uses, so that they round alike."""
+    inv = tl.rsqrt(tl.sum(x * x, axis=0) / n + eps)
+    return x * inv * scale
+
+
+@triton.jit
 def _rms_norm(x_ptr, scale_ptr, out_ptr, n, eps, BLOCK: tl.constexpr, PDL: tl.constexpr):
     begin(PDL)
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     ok = cols < n
     x = tl.load(x_ptr + row * n + cols, mask=ok, other=0.0).to(tl.float32)
-    inv = tl.rsqrt(tl.sum(x * x, axis=0) / n + eps)
     scale = tl.load(scale_ptr + cols, mask=ok, other=0.0).to(tl.float32)
-    tl.store(out_ptr + row * n + cols, (x * inv * scale).to(out_ptr.dtype.element_ty), mask=ok)
+    tl.store(out_ptr + row * n + cols, _normed(x, scale, n, eps).to(out_ptr.dtype.element_ty), mask=ok)
 
 
 def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
@@ -51,10 +58,8 @@ def _embed_rms_norm(
     ok = cols < n
     x = tl.load(emb_ptr + tl.load(tokens_ptr + row).to(tl.int64) * n + cols, mask=ok, other=0.0)
     tl.store(x_out_ptr + row * n + cols, x, mask=ok)
-    xf = x.to(tl.float32)  # then _rms_norm's arithmetic
-    inv = tl.rsqrt(tl.sum(xf * xf, axis=0) / n + eps)
     scale = tl.load(scale_ptr + cols, mask=ok, other=0.0).to(tl.float32)
-    tl.store(h_out_ptr + row * n + cols, (xf * inv * scale).to(h_out_ptr.dtype.element_ty), mask=ok)
+    tl.store(h_out_ptr + row * n + cols, _normed(x.to(tl.float32), scale, n, eps).to(h_out_ptr.dtype.element_ty), mask=ok)
     r = tl.arange(0, ROPE_BLOCK)
     angle = rope_ptr + tl.maximum(tl.load(positions_ptr + row), 0) * rope_n + r
     tl.store(rope_out_ptr + row * rope_n + r, tl.load(angle, mask=r < rope_n), mask=r < rope_n)
@@ -102,9 +107,7 @@ def _add_rms_norm(
     x = tl.load(x_ptr + row * n + cols, mask=ok, other=0.0).to(tl.float32)
     x = (x + d).to(x_out_ptr.dtype.element_ty)
     tl.store(x_out_ptr + row * n + cols, x, mask=ok)
-    xf = x.to(tl.float32)
-    inv = tl.rsqrt(tl.sum(xf * xf, axis=0) / n + eps)
-    tl.store(h_out_ptr + row * n + cols, (xf * inv * scale).to(h_out_ptr.dtype.element_ty), mask=ok)
+    tl.store(h_out_ptr + row * n + cols, _normed(x.to(tl.float32), scale, n, eps).to(h_out_ptr.dtype.element_ty), mask=ok)
 
 
 def add_rms_norm(
