@@ -45,8 +45,9 @@ path makes itself. So that fp16 products stay normal and finite, activations are
 power of two (largest value in [2 ** 14, 2 ** 15): 16 products of codes <= 6 * 2 ** -6 stay
 under 49152 < 65504): per token from its largest value (the router kernel holds the whole row),
 and for mlp2 from the SwiGLU clamp, which bounds the hidden vector; the exponent goes into the
-block scale like ``2 ** 26`` above. Weight loads run ``AHEAD`` loop steps in front, or
-through the compiler's pipeline (``STAGES``).
+block scale like ``2 ** 26`` above. Half products keep three register slots of weights,
+scales and activations, refilled three steps ahead (:func:`_half_slots`), or go through the
+compiler's pipeline (``STAGES``); float32 products load weights ``AHEAD`` steps in front.
 """
 
 from __future__ import annotations
@@ -89,18 +90,24 @@ _GROUP_ASM = tl.constexpr(group_dot_asm())
 
 
 @triton.jit
-def _pairs_at(x_row, j, start, k_hi, BLOCK_G: tl.constexpr):
-    """The fp16 activation pairs of the loop step at word ``start`` (zeros past ``k_hi``): 4
-    tensors ``[1, 4 * BLOCK_G]`` int32, pair ``p`` of each word in the ``p``-th. The pairs
-    (p, word) sit at 4 * p + word within a group (16 pairs), so for each p a thread's 4 words
-    are one 16-byte load (4 loads per group, not 16)."""
+def _pairs_at(x_row, j, start, k_hi, BLOCK_G: tl.constexpr, MASKED: tl.constexpr):
+    """The fp16 activation pairs of the loop step at word ``start`` (with ``MASKED``, zeros past
+    ``k_hi``): 4 tensors ``[1, 4 * BLOCK_G]`` int32, pair ``p`` of each word in the ``p``-th.
+    The pairs (p, word) sit at 4 * p + word within a group (16 pairs), so for each p a thread's
+    4 words are one 16-byte load (4 loads per group, not 16)."""
     x_ptr = x_row + start * 4
-    ok = (start + j) < k_hi
     off = tl.max_contiguous(tl.multiple_of((j // 4) * 16 + j % 4, [4]), [4])
-    x0 = tl.load(x_ptr + off, mask=ok, other=0)[None, :]
-    x1 = tl.load(x_ptr + 4 + off, mask=ok, other=0)[None, :]
-    x2 = tl.load(x_ptr + 8 + off, mask=ok, other=0)[None, :]
-    x3 = tl.load(x_ptr + 12 + off, mask=ok, other=0)[None, :]
+    if MASKED:
+        ok = (start + j) < k_hi
+        x0 = tl.load(x_ptr + off, mask=ok, other=0)[None, :]
+        x1 = tl.load(x_ptr + 4 + off, mask=ok, other=0)[None, :]
+        x2 = tl.load(x_ptr + 8 + off, mask=ok, other=0)[None, :]
+        x3 = tl.load(x_ptr + 12 + off, mask=ok, other=0)[None, :]
+    else:
+        x0 = tl.load(x_ptr + off)[None, :]
+        x1 = tl.load(x_ptr + 4 + off)[None, :]
+        x2 = tl.load(x_ptr + 8 + off)[None, :]
+        x3 = tl.load(x_ptr + 12 + off)[None, :]
     return x0, x1, x2, x3
 
 
@@ -290,6 +297,79 @@ def _gate_route(
 
 
 @triton.jit
+def _window(k_lo, k_hi, i, BLOCK_G: tl.constexpr):
+    """The first word of loop step ``i``'s window of ``4 * BLOCK_G`` words: the step's own, or
+    for a last step that would run past ``k_hi`` the last whole window before ``k_hi``. So
+    every load stays inside the row and needs no mask (no zeroed registers, no compares); the
+    window's groups before the step belong to the step before and count zero
+    (:func:`_window_step`). In whole groups, so that the compiler sees 16-byte alignment."""
+    return 4 * tl.minimum(k_lo // 4 + i * BLOCK_G, k_hi // 4 - BLOCK_G)
+
+
+@triton.jit
+def _slot_weights(w_e, w_off, s_e, s_off, k_lo, k_hi, i, BLOCK_G: tl.constexpr):
+    """Step ``i``'s weight words and block scales (constants: may be read before the PDL wait)."""
+    win = _window(k_lo, k_hi, i, BLOCK_G)
+    # Past L1 (".cg"): each weight byte is read once; the activations stay in L1.
+    return tl.load(w_e + w_off + win, cache_modifier=".cg"), tl.load(s_e + s_off + win // 4)
+
+
+@triton.jit
+def _slot_pairs(x_row, j, k_lo, k_hi, i, BLOCK_G: tl.constexpr):
+    """Step ``i``'s activation pairs (:func:`_pairs_at` at its window, unmasked)."""
+    return _pairs_at(x_row, j, _window(k_lo, k_hi, i, BLOCK_G), k_hi, BLOCK_G, False)
+
+
+@triton.jit
+def _window_step(acc, w, s, xa, xb, xc, xd, x_exp, k_lo, k_hi, i, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
+    """:func:`_half_step` for step ``i``'s window: its groups before the step count zero."""
+    win = _window(k_lo, k_hi, i, BLOCK_G)
+    own = (win + tl.arange(0, BLOCK_G) * 4) >= k_lo + i * (4 * BLOCK_G)
+    part = _group_dot(w, xa, xb, xc, xd, BLOCK_N, BLOCK_G)
+    scale = ((s.to(tl.int32) + x_exp) << 23).to(tl.float32, bitcast=True)
+    return acc + part * tl.where(own[None, :], scale, 0.0)
+
+
+@triton.jit
+def _half_slots(
+    acc, w_e, w_off, s_e, s_off, x_row, j, x_exp, k_lo, k_hi,
+    BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr, PDL: tl.constexpr, EARLY: tl.constexpr,
+):  # fmt: skip
+    """The half-products loop over ``[k_lo, k_hi)``: three register slots, each holding one
+    step's weights, scales *and* activation pairs, each refilled three steps ahead right after
+    its step's arithmetic. Unrolled by three, so no slot's registers move from one to another
+    (the rotation of two buffers had cost 32 moves a step), and with the activations in the
+    slots: loaded at their step, their L1 round trips had stalled every step (the weights-only
+    read of the same tiles took 10.4 us, adding the activation loads 13.0; this loop brought
+    the batch-1 mlp1 from 15.7 to 14.5 us and mlp2 from 9.3 to 8.7 on the H200,
+    results_engine_gpu.txt run 92)."""
+    n = tl.cdiv(k_hi - k_lo, 4 * BLOCK_G)
+    w_a, s_a = _slot_weights(w_e, w_off, s_e, s_off, k_lo, k_hi, 0, BLOCK_G)
+    w_b, s_b = _slot_weights(w_e, w_off, s_e, s_off, k_lo, k_hi, 1, BLOCK_G)
+    w_c, s_c = _slot_weights(w_e, w_off, s_e, s_off, k_lo, k_hi, 2, BLOCK_G)
+    begin_if(EARLY, PDL)  # the activations come from the kernel before
+    xa0, xa1, xa2, xa3 = _slot_pairs(x_row, j, k_lo, k_hi, 0, BLOCK_G)
+    xb0, xb1, xb2, xb3 = _slot_pairs(x_row, j, k_lo, k_hi, 1, BLOCK_G)
+    xc0, xc1, xc2, xc3 = _slot_pairs(x_row, j, k_lo, k_hi, 2, BLOCK_G)
+    for i in range(0, n, 3):
+        acc = _window_step(acc, w_a, s_a, xa0, xa1, xa2, xa3, x_exp, k_lo, k_hi, i, BLOCK_N, BLOCK_G)
+        if i + 3 < n:
+            w_a, s_a = _slot_weights(w_e, w_off, s_e, s_off, k_lo, k_hi, i + 3, BLOCK_G)
+            xa0, xa1, xa2, xa3 = _slot_pairs(x_row, j, k_lo, k_hi, i + 3, BLOCK_G)
+        if i + 1 < n:
+            acc = _window_step(acc, w_b, s_b, xb0, xb1, xb2, xb3, x_exp, k_lo, k_hi, i + 1, BLOCK_N, BLOCK_G)
+            if i + 4 < n:
+                w_b, s_b = _slot_weights(w_e, w_off, s_e, s_off, k_lo, k_hi, i + 4, BLOCK_G)
+                xb0, xb1, xb2, xb3 = _slot_pairs(x_row, j, k_lo, k_hi, i + 4, BLOCK_G)
+        if i + 2 < n:
+            acc = _window_step(acc, w_c, s_c, xc0, xc1, xc2, xc3, x_exp, k_lo, k_hi, i + 2, BLOCK_N, BLOCK_G)
+            if i + 5 < n:
+                w_c, s_c = _slot_weights(w_e, w_off, s_e, s_off, k_lo, k_hi, i + 5, BLOCK_G)
+                xc0, xc1, xc2, xc3 = _slot_pairs(x_row, j, k_lo, k_hi, i + 5, BLOCK_G)
+    return acc
+
+
+@triton.jit
 def _gemv(
     x_ptr, x_stride,  # float32 [R, K] times X_SCALE in nibble order; HALF: int32 [R, K / 2] pairs
     words_ptr, scales_ptr, bias_ptr,  # [E, N, G, 4] int32, [E, N, G] u8, [E, N]
@@ -341,27 +421,32 @@ def _gemv(
         acc = tl.zeros([BLOCK_N, BLOCK_G], dtype=tl.float32)
     else:
         acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
-    w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
-    s_off = rows[:, None] * G + gl[None, :]  # HALF: each group's scale
-    # Weights either go through the compiler's software pipeline (``tl.range`` with stages:
-    # asynchronous copies into shared memory, activations too; the batch-8 step measured 3-4%
-    # faster, results_engine_gpu.txt runs 23, 26, 27) or are loaded AHEAD steps in front of the
-    # arithmetic in registers (batch 1: 3-6% faster two steps ahead than one, three or four no
-    # better, and the pipeline no better either). The scales are loaded one step ahead by hand
-    # in both: the pipeline leaves byte loads out.
-    if HALF and STAGES > 0:
+    if HALF and STAGES == 0:
+        # No load masks (see _window): rows past N read row N - 1, whose sums are not stored.
+        rows_in = tl.minimum(rows, N - 1)
+        w_off = tl.max_contiguous(tl.multiple_of(rows_in[:, None] * (G * 4) + j[None, :], [1, 4]), [1, 4])
+        s_off = rows_in[:, None] * G + gl[None, :]
+        acc = _half_slots(acc, w_e, w_off, s_e, s_off, x_row, j, x_exp, k_lo, k_hi, BLOCK_N, BLOCK_G, PDL, EARLY)
+    elif HALF:
+        # The compiler's software pipeline (``tl.range`` with stages: asynchronous copies into
+        # shared memory, activations too): the batch-8 step measured 3-4% faster than loads in
+        # registers (results_engine_gpu.txt runs 23, 26, 27). The scales are loaded one step
+        # ahead by hand: the pipeline leaves byte loads out.
+        w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
+        s_off = rows[:, None] * G + gl[None, :]
         s_a = _scales_at(s_e, s_off, n_ok, gl, k_lo, k_hi)
         begin_if(EARLY, PDL)
         for w0 in tl.range(k_lo, k_hi, WORDS, num_stages=STAGES):
             w = _words_at(w_e, w_off, n_ok, j, w0, k_hi)
             s = s_a
             s_a = _scales_at(s_e, s_off, n_ok, gl, w0 + WORDS, k_hi)
-            xa, xb, xc, xd = _pairs_at(x_row, j, w0, k_hi, BLOCK_G)
+            xa, xb, xc, xd = _pairs_at(x_row, j, w0, k_hi, BLOCK_G, True)
             acc = _half_step(acc, w, s, xa, xb, xc, xd, x_exp, BLOCK_N, BLOCK_G)
     else:
+        # float32 products: weights loaded AHEAD loop steps in front of the arithmetic.
+        w_off = tl.max_contiguous(tl.multiple_of(row_w[:, None] + j[None, :], [1, 4]), [1, 4])
         w_a = _words_at(w_e, w_off, n_ok, j, k_lo, k_hi)
         w_b = _words_at(w_e, w_off, n_ok, j, k_lo + WORDS, k_hi) if AHEAD == 2 else w_a
-        s_a = _scales_at(s_e, s_off, n_ok, gl, k_lo, k_hi)
         begin_if(EARLY, PDL)
         for w0 in range(k_lo, k_hi, WORDS):
             w = w_a
@@ -370,16 +455,10 @@ def _gemv(
                 w_a, w_b = w_b, w_next
             else:
                 w_a = w_next
-            if HALF:
-                s = s_a
-                s_a = _scales_at(s_e, s_off, n_ok, gl, w0 + WORDS, k_hi)
-                xa, xb, xc, xd = _pairs_at(x_row, j, w0, k_hi, BLOCK_G)
-                acc = _half_step(acc, w, s, xa, xb, xc, xd, x_exp, BLOCK_N, BLOCK_G)
-            else:
-                j_ok = (w0 + j) < k_hi
-                s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=n_ok[:, None] & j_ok[None, :], other=0)
-                part = _dot32(w, x_row + w0 * 8 + x_j[None, :], j_ok[None, :])
-                acc += part * ((s.to(tl.int32) + x_exp) << 23).to(tl.float32, bitcast=True)
+            j_ok = (w0 + j) < k_hi
+            s = tl.load(s_e + (row_w[:, None] + w0 + j[None, :]) // 4, mask=n_ok[:, None] & j_ok[None, :], other=0)
+            part = _dot32(w, x_row + w0 * 8 + x_j[None, :], j_ok[None, :])
+            acc += part * ((s.to(tl.int32) + x_exp) << 23).to(tl.float32, bitcast=True)
     y = tl.sum(acc, axis=1) + tl.load(bias_ptr + e * N + rows, mask=n_ok & (sl == 0), other=0.0).to(tl.float32)
     if SWIGLU:
         gate, lin = tl.split(tl.reshape(y, [BLOCK_N // 2, 2]))
@@ -529,7 +608,9 @@ class GemvShape:
     block_n: int  # weight rows per program
     block_g: int  # 32-value groups per loop step (4 int32 words each)
     warps: int
-    ahead: int = 2  # weight loads issued this many loop steps ahead (1 or 2; 3 and 4 measured no better)
+    # float32 products: weight loads issued this many loop steps ahead (1 or 2; 3 and 4 measured
+    # no better). Half products without stages always keep three slots (_half_slots).
+    ahead: int = 2
     stages: int = 0  # > 0 (half products only): the compiler's software pipeline of this depth instead
 
     def __post_init__(self) -> None:
@@ -537,6 +618,13 @@ class GemvShape:
         # the wrong step, not fail.
         if self.ahead not in (1, 2) or self.stages < 0:
             raise ValueError(f"GemvShape: ahead must be 1 or 2 and stages >= 0, got {self}")
+
+    def groups(self, g: int, half: bool) -> int:
+        """``block_g`` for a K of ``g`` groups: the half-products slots read whole windows of
+        ``block_g`` groups inside K (_window), so no more than K has."""
+        if half and self.stages == 0:
+            return min(self.block_g, 1 << (g.bit_length() - 1))
+        return self.block_g
 
 
 def moe_gemv(
@@ -581,15 +669,16 @@ def moe_gemv(
         hidden = torch.empty(p, inter, device=x.device, dtype=torch.float32)
         x1, x2 = x, hidden
         exps1, exp1, exp2, h_scale = experts, X_EXP, X_EXP, 1.0
+    g1, g2 = shape1.groups(h // 32, half), shape2.groups(inter // 32, half)
     _gemv[(p, triton.cdiv(n1, shape1.block_n), 1)](
         x1, x1.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
-        n1, h // 32, alpha, limit, triton.cdiv(h // 32, shape1.block_g), exps1, exp1, h_scale,
-        X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=shape1.block_g,
+        n1, h // 32, alpha, limit, triton.cdiv(h // 32, g1), exps1, exp1, h_scale,
+        X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=g1,
         HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, STAGES=shape1.stages, num_warps=shape1.warps,
         **pdl.launch(x.device, early=False),
     )  # fmt: skip
     tiles2 = p * triton.cdiv(h, shape2.block_n)
-    steps = triton.cdiv(inter // 32, shape2.block_g)  # loop steps along K
+    steps = triton.cdiv(inter // 32, g2)  # loop steps along K
     slices = max(1, min(steps, max_slices2, triton.cdiv(programs2, tiles2))) if partials else 1
     slice_steps = triton.cdiv(steps, slices)
     slices = triton.cdiv(steps, slice_steps)
@@ -597,7 +686,7 @@ def moe_gemv(
     _gemv[(p, triton.cdiv(h, shape2.block_n), slices)](
         x2, x2.stride(0), w2, s2, bias2, flat, route_w, y, h,
         h, inter // 32, alpha, limit, slice_steps, flat, exp2, 1.0,
-        X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=shape2.block_g,
+        X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=g2,
         HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, STAGES=shape2.stages, num_warps=shape2.warps,
         **pdl.launch(x.device, early=True),
     )  # fmt: skip
