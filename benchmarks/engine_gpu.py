@@ -190,8 +190,11 @@ def tuning_variants() -> list[dict[str, object]]:
     """Keys name fields of kernels.moe.MoeTuning, or with "linear." of kernels.linear.LinearTuning,
     with "pdl." of kernels.pdl.PdlTuning. MoE shapes are kernels.moe_gemv.GemvShape; with PDL,
     the shapes near the defaults measured within noise of them (results_engine_gpu.txt, run 40)."""
+    from agent.engine.gptoss.kernels.moe_gemv import GemvShape
+
     return [
         {},
+        {"gemv2_few": (GemvShape(16, 8, 1), GemvShape(32, 8, 2))},  # mlp1 in one-warp programs of 16 rows (run 93: 1.525 vs 1.526 ms)
         {"linear.gemv_rows": 0},  # batch 1's linear layers as split-K dots, like larger batches
         {"gate_route": False},  # the router's linear layer as a launch of its own
         {"linear.logits": False},  # the unembedding by cuBLAS (bf16) and a cast
@@ -242,6 +245,8 @@ def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) 
     modules = {"linear": linear_mod, "pdl": pdl_mod, "": moe_mod}  # key prefix -> module with TUNING
     bases = {prefix: mod.TUNING for prefix, mod in modules.items()}
     variants = tuning_variants()
+    if args.tunings:
+        variants = [variants[int(i)] for i in args.tunings.split(",")]
     batches = tuple(b for b in (1, 8, 64) if b <= max(args.batches))  # the cache holds max(batches) rings
     times: list[list[list[float]]] = [[] for _ in variants]
     diffs: list[float] = [0.0] * len(variants)
@@ -677,6 +682,7 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help="also time the 120b shape at batch 1")
     parser.add_argument("--skip", default="", help="comma list of: memory,engine,variants,contexts,tunings,ablation,reads,profile,timeline,prefill")
     parser.add_argument("--rounds", type=int, default=3, help="turns each tuning variant takes (medians printed)")
+    parser.add_argument("--tunings", default="", help="comma list of indices into tuning_variants() (default: all)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",")]

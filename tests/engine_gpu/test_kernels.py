@@ -180,13 +180,16 @@ def test_gate_route_is_the_router_linear_then_route(tokens: int, num_experts: in
 
 @pytest.mark.parametrize(("ahead", "stages"), [(1, 0), (2, 0), (2, 3)])
 @pytest.mark.parametrize("half", [False, True])
-@pytest.mark.parametrize(("tokens", "hidden", "inter"), [(1, 2880, 2880), (3, 512, 1024)])
+@pytest.mark.parametrize(("tokens", "hidden", "inter"), [(1, 2880, 2880), (3, 512, 1024), (2, 160, 320)])
 def test_moe_sliced_partials_sum_to_float64(
     tokens: int, hidden: int, inter: int, half: bool, ahead: int, stages: int
 ) -> None:
     """mlp2 cut along K (the decode layer's partial sums): the slices sum to the product, with
     float32 or half (fp16) products alike, and with weight loads one or two steps ahead or in
-    the compiler's pipeline (their masks stop at the slice's end)."""
+    the compiler's pipeline (their masks stop at the slice's end). Half products without the
+    pipeline read windows that stay inside K: at 160 x 320 a window overlaps the step before it
+    (mlp1's 5 groups and mlp2's last 2-group slice), K has fewer groups than the launch shape's
+    step (block_g shrinks to fit) and mlp2's 160 rows end inside a 128-row tile."""
     from agent.engine.gptoss.kernels import moe_gemv
     from agent.engine.gptoss.kernels.moe_gemv import GemvShape
 
