@@ -194,7 +194,9 @@ def tuning_variants() -> list[dict[str, object]]:
 
     return [
         {},
-        {"gemv2_few": (GemvShape(16, 8, 1), GemvShape(32, 8, 2))},  # mlp1 in one-warp programs of 16 rows (run 93: 1.525 vs 1.526 ms)
+        {"gemv2_few": (GemvShape(16, 8, 1), GemvShape(32, 8, 2))},  # mlp1 in one-warp programs of 16 rows (run 94: 1.525 vs 1.526 ms)
+        {"gemv2_max_slices2": 1},  # mlp2 not cut along K
+        {"gemv2_max_slices2": 3},
         {"linear.gemv_rows": 0},  # batch 1's linear layers as split-K dots, like larger batches
         {"gate_route": False},  # the router's linear layer as a launch of its own
         {"linear.logits": False},  # the unembedding by cuBLAS (bf16) and a cast

@@ -193,12 +193,14 @@ class MoeTuning:
     # and 3.0% at 16 (run 28); at batch 1 it measured no better.
     # Float32 products (float32 models) measured best at 64/8/2 and 128/4/4 (29.2 and 13.3 us
     # at batch 1); they run these shapes too, without the pipeline. Shapes are
-    # block_n/block_g/warps/ahead/stages.
+    # block_n/block_g/warps/ahead/stages. With the three-slot loop (moe_gemv._half_slots), batch
+    # 1's mlp1 in one-warp programs of 16 rows measured the same step (run 94).
     gemv2_few_pairs: int = 8
     gemv2_few: tuple[GemvShape, GemvShape] = (GemvShape(32, 8, 2, 2), GemvShape(32, 8, 2, 2))
     gemv2_many: tuple[GemvShape, GemvShape] = (GemvShape(32, 16, 2, 2, 3), GemvShape(64, 16, 4, 2, 3))
     # mlp2's K is sliced (at most gemv2_max_slices2 ways) until its grid has about this many
     # programs per SM; partial sums, so only where the consumer sums them (the model's MoE).
+    # Batch 1 with the three-slot loop: 2 slices 1.518 ms a step, 1 slice 1.609, 3 1.569 (run 97).
     gemv2_programs2_per_sm: int = 8
     gemv2_max_slices2: int = 2
     # The router's linear layer inside the router kernel (moe_gemv.gate_route); False: the
