@@ -199,6 +199,7 @@ def tuning_variants() -> list[dict[str, object]]:
         {"gemv2_max_slices2": 3},
         {"linear.gemv_rows": 0},  # batch 1's linear layers as split-K dots, like larger batches
         {"gate_route": False},  # the router's linear layer as a launch of its own
+        {"fold_norm": False},  # the norm before the router as a launch of its own
         {"linear.logits": False},  # the unembedding by cuBLAS (bf16) and a cast
         {"tiles_kernel": False},  # the grouped GEMM's router and tiles as PyTorch ops (batch 64)
         {"pdl.enabled": False},  # plain launches
@@ -377,6 +378,7 @@ def bench_ablation(model: GptOssModel, cache: KVCache, args: argparse.Namespace)
         "attention": (attention, "decode_attention", lambda *a, **k: "attention"),
         "norm": (fused, "add_rms_norm", lambda *a, **k: "norms"),
         "router": (moe_gemv, "gate_route", lambda *a, **k: "router"),
+        "router+norm": (moe_gemv, "add_norm_gate_route", lambda *a, **k: "router"),
         "experts": (moe, "gemv2", lambda *a, **k: "experts"),
         "unembedding": (kernels, "unembed", lambda *a, **k: "unembedding"),
         "metadata": (step_meta, "decode_meta", lambda *a, **k: "step metadata"),

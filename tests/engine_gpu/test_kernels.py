@@ -226,6 +226,37 @@ def test_expert_tiles_kernel_equals_the_pytorch_ops(pairs: int, num_experts: int
         assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
 
 
+@pytest.mark.parametrize("half", [False, True])
+@pytest.mark.parametrize(("tokens", "delta_rows"), [(1, 0), (1, 5), (3, 8), (8, 2)])
+def test_router_with_the_norm_folded_in_is_add_rms_norm_then_gate_route(
+    tokens: int, delta_rows: int, half: bool
+) -> None:
+    """The residual add and RMSNorm inside the router's launch give, bit for bit, what the norm
+    kernel and then the router give: ``x + delta``, experts, weights, the converted input; for
+    a plain delta (0 rows: ``[T, H]`` bf16) and for float32 partial rows, 8 of them taking the
+    16-warp launch."""
+    from agent.engine.gptoss.kernels.fused import add_rms_norm
+    from agent.engine.gptoss.kernels.moe_gemv import ResidualNorm, add_norm_gate_route, gate_route
+
+    gen = torch.Generator().manual_seed(11 * tokens + delta_rows)
+    x = torch.randn(tokens, 2880, generator=gen).to(torch.bfloat16).cuda()
+    shape = (tokens, delta_rows, 2880) if delta_rows else (tokens, 2880)
+    delta = torch.randn(*shape, generator=gen).to(torch.float32 if delta_rows else torch.bfloat16).cuda()
+    scale = (1 + torch.randn(2880, generator=gen) / 4).to(torch.bfloat16).cuda()
+    w = (torch.randn(32, 2880, generator=gen) / 50).to(torch.bfloat16).cuda()
+    b = torch.randn(32, generator=gen).to(torch.bfloat16).cuda()
+    want_x, h = add_rms_norm(x, delta, scale, 1e-5)
+    want = gate_route(h, w, b, 4, half=half)
+    for _ in range(2):  # the counters are back at zero: a second call repeats the first
+        got_x, *got = add_norm_gate_route(x, ResidualNorm(delta, scale, 1e-5), w, b, 4, half=half)
+        assert torch.equal(got_x, want_x)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert torch.equal(got[2].values, want[2].values)
+        assert (got[2].exps is None) == (want[2].exps is None)
+        if half:
+            assert torch.equal(got[2].exps, want[2].exps)
+
+
 def test_gate_topk_is_gate_route_without_the_conversion() -> None:
     from agent.engine.gptoss.kernels.moe_gemv import gate_route, gate_topk
 

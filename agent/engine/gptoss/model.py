@@ -150,8 +150,12 @@ class GptOssModel:
             window = cfg.sliding_window if kind == "sliding" else None
             attn = self._attention(h, layer, cos, sin, meta.positions, tmeta, k_pool, v_pool, window,
                                    lengths, kind)  # fmt: skip
-            x, h = add_rms_norm(x, attn, layer.mlp_norm, eps)
-            out = self._moe(h.flatten(0, 1), layer, partials=True, index=i)
+            folded = kernels.add_rms_norm_moe(x, attn, layer.mlp_norm, eps, layer, cfg) if kernels.available(x) else None
+            if folded is not None:  # [kernels hook] the add and the norm inside the router's launch
+                x, out = folded
+            else:
+                x, h = add_rms_norm(x, attn, layer.mlp_norm, eps)
+                out = self._moe(h.flatten(0, 1), layer, partials=True, index=i)
             next_norm = layers[i + 1].attn_norm if i + 1 < len(layers) else w.norm
             x, h = add_rms_norm(x, out if out.dim() == 3 else out.view_as(x), next_norm, eps)
         if logit_index is not None:

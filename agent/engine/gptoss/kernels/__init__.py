@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..kv_cache import KVCache, SeqCache
     from ..model import GptOssModel
     from ..weights import LayerWeights
+    from .moe_gemv import GemvInput
 
 
 @functools.cache
@@ -153,14 +154,55 @@ def attention_ok(head_dim: int) -> bool:
     return head_dim >= 16 and head_dim & (head_dim - 1) == 0
 
 
+def _takes_gemv(x: torch.Tensor, cfg: ModelConfig) -> bool:
+    """Do ``x [T, H]``'s (token, expert) pairs go through the decode GEMV (moe_gemv)?"""
+    from .moe import TUNING, gemv2_ok
+
+    pairs = x.shape[0] * cfg.experts_per_token
+    return TUNING.gemv2 and pairs <= TUNING.gemv_max_pairs and gemv2_ok(x.shape[1], cfg.intermediate_size)
+
+
+def _experts_gemv(xn: GemvInput, experts: torch.Tensor, weights: torch.Tensor, layer: LayerWeights,
+                  cfg: ModelConfig, dtype: torch.dtype, partials: bool) -> torch.Tensor:  # fmt: skip
+    from .moe import gemv2
+
+    return gemv2(
+        xn, experts, weights,
+        (layer.mlp1_blocks, layer.mlp1_scales, layer.mlp1_bias),
+        (layer.mlp2_blocks, layer.mlp2_scales, layer.mlp2_bias),
+        dtype=dtype, alpha=cfg.swiglu_alpha, limit=cfg.swiglu_limit, partials=partials,
+    )  # fmt: skip
+
+
+def add_rms_norm_moe(
+    x: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor, eps: float, layer: LayerWeights, cfg: ModelConfig
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """:func:`add_rms_norm` of ``x [..., H]`` and ``delta``, then :func:`moe_layer` (with
+    ``partials``) of the normalised rows, with the add and the norm inside the router's launch:
+    ``(x + delta, the MoE's output)``; or None where the router kernel does not take them (then
+    the caller runs the two). One launch, and one wait for a launch, fewer per layer."""
+    from . import moe_gemv
+    from .moe import TUNING
+
+    flat = x.reshape(-1, x.shape[-1])
+    if not (TUNING.gate_route and TUNING.fold_norm and x.is_cuda and _takes_gemv(flat, cfg)):
+        return None
+    half = TUNING.gemv_half and moe_gemv.half_ok(flat, cfg.swiglu_alpha, cfg.swiglu_limit)
+    x_out, experts, weights, xn = moe_gemv.add_norm_gate_route(
+        flat.contiguous(), moe_gemv.ResidualNorm(delta, scale, eps), layer.gate_weight, layer.gate_bias,
+        cfg.experts_per_token, half=half,
+    )  # fmt: skip
+    return x_out.view(x.shape), _experts_gemv(xn, experts, weights, layer, cfg, x.dtype, partials=True)
+
+
 def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partials: bool = False) -> torch.Tensor:
     """``x [T, H]`` through the router and its top-k MXFP4 experts: ``[T, H]`` in ``x``'s dtype;
     with ``partials``, possibly ``[T, k, H]`` float32 weighted per-expert outputs instead (for
     :func:`add_rms_norm`, which sums them: two launches fewer)."""
-    from .moe import TUNING, gemv2, gemv2_ok, moe, route
+    from .moe import TUNING, moe, route
 
     k = cfg.experts_per_token
-    if TUNING.gemv2 and x.shape[0] * k <= TUNING.gemv_max_pairs and gemv2_ok(x.shape[1], cfg.intermediate_size):
+    if _takes_gemv(x, cfg):
         from . import moe_gemv  # one router kernel: top-k, softmax, activations in nibble order
         from .linear import linear_ok, linear_partials
 
@@ -173,12 +215,7 @@ def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partial
             else:
                 logits = torch.nn.functional.linear(x, layer.gate_weight, layer.gate_bias)
             experts, weights, xn = moe_gemv.route(logits, x, k, half=half, x_ready=True)  # the gate wrote logits
-        return gemv2(
-            xn, experts, weights,
-            (layer.mlp1_blocks, layer.mlp1_scales, layer.mlp1_bias),
-            (layer.mlp2_blocks, layer.mlp2_scales, layer.mlp2_bias),
-            dtype=x.dtype, alpha=cfg.swiglu_alpha, limit=cfg.swiglu_limit, partials=partials,
-        )  # fmt: skip
+        return _experts_gemv(xn, experts, weights, layer, cfg, x.dtype, partials)
     if TUNING.tiles_kernel and TUNING.gate_route and x.is_cuda:
         from . import moe_gemv
 
@@ -230,7 +267,7 @@ def attention_decode(
 
 
 __all__ = [
-    "add_rms_norm", "attention_decode", "attention_inputs", "attention_prefill", "attention_ok", "attention_output",
+    "add_rms_norm", "add_rms_norm_moe", "attention_decode", "attention_inputs", "attention_prefill", "attention_ok", "attention_output",
     "available", "embed_rms_norm", "enabled", "graphed_decode", "graphs_ok", "live_lengths", "moe_layer", "rms_norm",
     "unembed",
 ]  # fmt: skip

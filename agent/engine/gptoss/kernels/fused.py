@@ -88,6 +88,21 @@ def embed_rms_norm(
 
 
 @triton.jit
+def _add_normed(x, d_row_ptr, cols, ok, scale, n, eps, D_ROWS: tl.constexpr, x_out_row_ptr, store):
+    """One row's residual add and RMSNorm: ``x`` (float32) plus the ``D_ROWS`` delta rows at
+    ``d_row_ptr`` (partial sums, summed like ``.sum(1)``), stored in the output's dtype at
+    ``x_out_row_ptr`` where ``store``; returns the normalised row times ``scale``, rounded to
+    that dtype (as float32). The rounding of the PyTorch path: the delta, the sum, the norm."""
+    d = tl.zeros(x.shape, dtype=tl.float32)
+    for i in tl.static_range(D_ROWS):
+        d += tl.load(d_row_ptr + i * n + cols, mask=ok, other=0.0).to(tl.float32)
+    d = d.to(x_out_row_ptr.dtype.element_ty).to(tl.float32)
+    x = (x + d).to(x_out_row_ptr.dtype.element_ty)
+    tl.store(x_out_row_ptr + cols, x, mask=store)
+    return _normed(x.to(tl.float32), scale, n, eps).to(x_out_row_ptr.dtype.element_ty).to(tl.float32)
+
+
+@triton.jit
 def _add_rms_norm(
     x_ptr, d_ptr, scale_ptr, x_out_ptr, h_out_ptr, n, eps,
     D_ROWS: tl.constexpr, BLOCK: tl.constexpr,
@@ -99,15 +114,18 @@ def _add_rms_norm(
     ok = cols < n
     scale = tl.load(scale_ptr + cols, mask=ok, other=0.0).to(tl.float32)
     begin_if(EARLY, PDL)
-    d = tl.zeros([BLOCK], dtype=tl.float32)
-    for i in tl.static_range(D_ROWS):  # per-expert partials of one token, summed like .sum(1)
-        d += tl.load(d_ptr + (row * D_ROWS + i) * n + cols, mask=ok, other=0.0).to(tl.float32)
-    # Round where the PyTorch path rounds: the delta to x's dtype, then the sum.
-    d = d.to(x_out_ptr.dtype.element_ty).to(tl.float32)
     x = tl.load(x_ptr + row * n + cols, mask=ok, other=0.0).to(tl.float32)
-    x = (x + d).to(x_out_ptr.dtype.element_ty)
-    tl.store(x_out_ptr + row * n + cols, x, mask=ok)
-    tl.store(h_out_ptr + row * n + cols, _normed(x.to(tl.float32), scale, n, eps).to(h_out_ptr.dtype.element_ty), mask=ok)
+    h = _add_normed(x, d_ptr + row * D_ROWS * n, cols, ok, scale, n, eps, D_ROWS, x_out_ptr + row * n, ok)
+    tl.store(h_out_ptr + row * n + cols, h.to(h_out_ptr.dtype.element_ty), mask=ok)
+
+
+def norm_warps(n: int, d_rows: int) -> int:
+    """Warps of a program that adds ``d_rows`` delta rows of width ``n`` and normalises: many
+    partial rows (split-K sums at batch 1) are latency-bound reads of one program, and more
+    warps keep more of them in flight. Kernels that repeat :func:`_add_normed` launch with the
+    same count, so that their sums reduce in the same order (the same bits)."""
+    block = triton.next_power_of_2(n)
+    return 16 if block >= 2048 and d_rows >= 8 else 8 if block >= 2048 else 4
 
 
 def add_rms_norm(
@@ -121,12 +139,9 @@ def add_rms_norm(
     d_rows = d.numel() // (t * n)
     x_out = torch.empty_like(flat)
     h_out = torch.empty_like(flat)
-    block = triton.next_power_of_2(n)
-    # Many partial rows (split-K sums at batch 1) are latency-bound reads of one program: more
-    # warps keep more of them in flight.
-    warps = 16 if block >= 2048 and d_rows >= 8 else 8 if block >= 2048 else 4
     _add_rms_norm[(t,)](
-        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=block, num_warps=warps,
+        flat, d, scale, x_out, h_out, n, eps, D_ROWS=d_rows, BLOCK=triton.next_power_of_2(n),
+        num_warps=norm_warps(n, d_rows),
         **pdl.launch(x.device, early=True),
     )  # fmt: skip
     return x_out.view(x.shape), h_out.view(x.shape)

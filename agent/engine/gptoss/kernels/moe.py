@@ -206,6 +206,9 @@ class MoeTuning:
     # The router's linear layer inside the router kernel (moe_gemv.gate_route); False: the
     # split-K linear layer, then moe_gemv.route.
     gate_route: bool = True
+    # With gate_route at decode sizes: the residual add and RMSNorm before the router inside
+    # the router's launch (every program normalises the whole row; False: fused.add_rms_norm).
+    fold_norm: bool = True
     # More pairs than the GEMV takes: the tiles of pairs by expert from one launch (expert_tiles)
     # where ~35 PyTorch ops did, and the router through gate_route too.
     tiles_kernel: bool = True

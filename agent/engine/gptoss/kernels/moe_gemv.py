@@ -61,6 +61,7 @@ import triton
 import triton.language as tl
 
 from . import pdl
+from .fused import _add_normed, norm_warps
 from .pdl import begin_if
 from .ptx import group_dot_asm
 
@@ -260,10 +261,12 @@ def _gate_route(
     logits_ptr,  # [T, E] float32 scratch: each program writes its experts' logits
     count_ptr,  # [T] int32, zero between launches: a token's programs done (the last resets it)
     experts_ptr, weights_ptr, xn_ptr, xe_ptr,  # as _route's
+    d_ptr, norm_ptr, x_out_ptr, eps,  # D_ROWS > 0: the residual delta [T, D_ROWS, H], norm scale [H], x + delta out
     E, H,
     K: tl.constexpr, EPP: tl.constexpr,  # experts per program
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr, HALF: tl.constexpr,
     CONVERT: tl.constexpr,  # write x in the GEMV's order (False: experts and weights only)
+    D_ROWS: tl.constexpr,  # > 0: the router's input is RMSNorm(x + delta), computed here (fused.add_rms_norm's)
     PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the router's weights before the PDL wait
 ):  # fmt: skip
     begin_if(not EARLY, PDL)
@@ -272,18 +275,22 @@ def _gate_route(
     programs = tl.num_programs(1)
     h = tl.arange(0, BLOCK_H)
     e = pid * EPP + tl.arange(0, EPP)
-    # Constants: with EARLY they arrive while the norm before this kernel finishes.
+    # Constants: with EARLY they arrive while the kernel before this one finishes.
     w = tl.load(gate_w_ptr + e[:, None] * H + h[None, :], mask=(e < E)[:, None] & (h < H)[None, :], other=0.0)
     bias = tl.load(gate_b_ptr + e, mask=e < E, other=0.0)
+    if D_ROWS > 0:
+        norm = tl.load(norm_ptr + h, mask=h < H, other=0.0).to(tl.float32)
     begin_if(EARLY, PDL)
+    share = tl.cdiv(H, programs)
+    mine = (h >= pid * share) & (h < (pid + 1) * share) & (h < H)
     x = tl.load(x_ptr + t * H + h, mask=h < H, other=0.0).to(tl.float32)
+    if D_ROWS > 0:  # every program adds and normalises the whole row (one L2 round trip, as x alone)
+        x = _add_normed(x, d_ptr + t * D_ROWS * H, h, h < H, norm, H, eps, D_ROWS, x_out_ptr + t * H, mine)
     lg = tl.sum(w.to(tl.float32) * x[None, :], axis=1) + bias.to(tl.float32)
     # Rounded like the router's output in the PyTorch path (a linear layer in x's dtype).
     tl.store(logits_ptr + t * E + e, lg.to(x_ptr.dtype.element_ty).to(tl.float32), mask=e < E)
     if CONVERT:  # each program converts its share of the row (every one finds the same exponent)
         xn, x_exp = _gemv_input(x, HALF)
-        share = tl.cdiv(H, programs)
-        mine = (h >= pid * share) & (h < (pid + 1) * share) & (h < H)
         _store_gemv_input(xn_ptr, xe_ptr, t, H, h, mine, xn, x_exp, pid == 0, HALF)
     # The last program of a token to finish picks its experts. The barrier puts every thread's
     # logit store before the atomic's release; its acquire makes the others' visible here.
@@ -557,6 +564,16 @@ def _counters(weight: torch.Tensor, tokens: int) -> torch.Tensor:
     return count
 
 
+@dataclass(frozen=True, slots=True)
+class ResidualNorm:
+    """What comes before the router in a layer, folded into its launch: the router's input is
+    ``RMSNorm(x + delta) * scale``, as ``fused.add_rms_norm`` computes it (same roundings)."""
+
+    delta: torch.Tensor  # [T, H], or [T, R, H] float32 partial sums (summed over R first)
+    scale: torch.Tensor  # [H]
+    eps: float
+
+
 def gate_route(
     x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int, *, half: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, GemvInput]:
@@ -570,6 +587,22 @@ def gate_route(
     experts, weights, xn, exps = _router_outputs(x, k, half)
     _launch_gate_route(x, gate_weight, gate_bias, k, experts, weights, xn, exps, half=half)
     return experts, weights, GemvInput(xn, exps)
+
+
+def add_norm_gate_route(
+    x: torch.Tensor, residual: ResidualNorm, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int, *,
+    half: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, GemvInput]:
+    """``fused.add_rms_norm`` and :func:`gate_route` in one launch: ``x [T, H]`` plus
+    ``residual.delta``, normalised, into the router. Returns ``x + delta`` and what
+    :func:`gate_route` returns. Every program of a token adds and normalises the whole row
+    (the delta's rows cost the one L2 round trip that reading ``x`` cost), so the norm's own
+    launch, and the wait for it, leave the step."""
+    experts, weights, xn, exps = _router_outputs(x, k, half)
+    x_out = torch.empty_like(x)
+    _launch_gate_route(x, gate_weight, gate_bias, k, experts, weights, xn, exps, half=half,
+                       residual=residual, x_out=x_out)  # fmt: skip
+    return x_out, experts, weights, GemvInput(xn, exps)
 
 
 def gate_topk(
@@ -588,16 +621,23 @@ def gate_topk(
 def _launch_gate_route(
     x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int, experts: torch.Tensor,
     weights: torch.Tensor, xn: torch.Tensor, exps: torch.Tensor | None, *, half: bool, convert: bool = True,
+    residual: ResidualNorm | None = None, x_out: torch.Tensor | None = None,
 ) -> None:
     t, h = x.shape
     num_experts = gate_weight.shape[0]
     epp = triton.next_power_of_2(triton.cdiv(num_experts, 32))
     logits = torch.empty(t, num_experts, device=x.device, dtype=torch.float32)
+    if residual is not None:
+        d = residual.delta.contiguous()
+        d_rows, eps, norm = d.numel() // x.numel(), residual.eps, residual.scale
+    else:
+        d, d_rows, eps, norm, x_out = x, 0, 0.0, gate_bias, x
     _gate_route[(t, triton.cdiv(num_experts, epp))](
         x.contiguous(), gate_weight.contiguous(), gate_bias, logits, _counters(gate_weight, t), experts, weights,
-        xn, exps if half else experts, num_experts, h, K=k, EPP=epp, BLOCK_E=triton.next_power_of_2(num_experts),
-        BLOCK_K=triton.next_power_of_2(k), BLOCK_H=triton.next_power_of_2(h), HALF=half, CONVERT=convert,
-        num_warps=4, **pdl.launch(x.device, early=True),
+        xn, exps if half else experts, d, norm, x_out, eps, num_experts, h, K=k, EPP=epp,
+        BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
+        BLOCK_H=triton.next_power_of_2(h), HALF=half, CONVERT=convert, D_ROWS=d_rows,
+        num_warps=norm_warps(h, d_rows) if d_rows > 0 else 4, **pdl.launch(x.device, early=True),
     )  # fmt: skip
 
 
