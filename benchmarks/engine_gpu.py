@@ -200,6 +200,7 @@ def tuning_variants() -> list[dict[str, object]]:
         {"linear.gemv_rows": 0},  # batch 1's linear layers as split-K dots, like larger batches
         {"gate_route": False},  # the router's linear layer as a launch of its own
         {"fold_norm": False},  # the norm before the router as a launch of its own
+        {"pick_in_gemv": False},  # the router's last program picks the experts
         {"linear.logits": False},  # the unembedding by cuBLAS (bf16) and a cast
         {"tiles_kernel": False},  # the grouped GEMM's router and tiles as PyTorch ops (batch 64)
         {"pdl.enabled": False},  # plain launches

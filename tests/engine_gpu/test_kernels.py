@@ -257,6 +257,32 @@ def test_router_with_the_norm_folded_in_is_add_rms_norm_then_gate_route(
             assert torch.equal(got[2].exps, want[2].exps)
 
 
+@pytest.mark.parametrize("tokens", [1, 3])
+def test_gemv_programs_pick_the_routers_experts(tokens: int) -> None:
+    """With no last router program to pick the experts, each GEMV program picks its pair's from
+    the logits: the same experts and weights (which mlp1 writes down) and the same outputs, bit
+    for bit, as when the router picks them."""
+    from agent.engine.gptoss.kernels import moe_gemv
+    from agent.engine.gptoss.kernels.moe_gemv import GemvShape, ResidualNorm, add_norm_gate_route
+
+    gen = torch.Generator().manual_seed(19 + tokens)
+    x = torch.randn(tokens, 2880, generator=gen).to(torch.bfloat16).cuda()
+    residual = ResidualNorm(torch.randn(tokens, 5, 2880, generator=gen).cuda(),
+                            (1 + torch.randn(2880, generator=gen) / 4).to(torch.bfloat16).cuda(), 1e-5)  # fmt: skip
+    w = (torch.randn(32, 2880, generator=gen) / 50).to(torch.bfloat16).cuda()
+    b = torch.randn(32, generator=gen).to(torch.bfloat16).cuda()
+    mlp1, mlp2 = random_experts(32, 2 * 2880, 2880, gen), random_experts(32, 2880, 2880, gen)
+    launch = {"dtype": torch.bfloat16, "alpha": 1.702, "limit": 7.0, "shape1": GemvShape(32, 8, 2),
+              "shape2": GemvShape(32, 8, 2), "programs2": 1000, "max_slices2": 2, "partials": True}  # fmt: skip
+    _, experts, weights, xn, _ = add_norm_gate_route(x, residual, w, b, 4, half=True)
+    want = moe_gemv.moe_gemv(xn, experts, weights, mlp1, mlp2, **launch)
+    _, got_e, got_w, got_xn, logits = add_norm_gate_route(x, residual, w, b, 4, half=True, pick=False)
+    assert torch.equal(got_xn.values, xn.values)
+    got = moe_gemv.moe_gemv(got_xn, got_e, got_w, mlp1, mlp2, logits=logits, **launch)
+    assert torch.equal(got_e, experts) and torch.equal(got_w, weights)
+    assert torch.equal(got, want)
+
+
 def test_gate_topk_is_gate_route_without_the_conversion() -> None:
     from agent.engine.gptoss.kernels.moe_gemv import gate_route, gate_topk
 

@@ -163,14 +163,15 @@ def _takes_gemv(x: torch.Tensor, cfg: ModelConfig) -> bool:
 
 
 def _experts_gemv(xn: GemvInput, experts: torch.Tensor, weights: torch.Tensor, layer: LayerWeights,
-                  cfg: ModelConfig, dtype: torch.dtype, partials: bool) -> torch.Tensor:  # fmt: skip
+                  cfg: ModelConfig, dtype: torch.dtype, partials: bool,
+                  logits: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     from .moe import gemv2
 
     return gemv2(
         xn, experts, weights,
         (layer.mlp1_blocks, layer.mlp1_scales, layer.mlp1_bias),
         (layer.mlp2_blocks, layer.mlp2_scales, layer.mlp2_bias),
-        dtype=dtype, alpha=cfg.swiglu_alpha, limit=cfg.swiglu_limit, partials=partials,
+        dtype=dtype, alpha=cfg.swiglu_alpha, limit=cfg.swiglu_limit, partials=partials, logits=logits,
     )  # fmt: skip
 
 
@@ -188,11 +189,15 @@ def add_rms_norm_moe(
     if not (TUNING.gate_route and TUNING.fold_norm and x.is_cuda and _takes_gemv(flat, cfg)):
         return None
     half = TUNING.gemv_half and moe_gemv.half_ok(flat, cfg.swiglu_alpha, cfg.swiglu_limit)
-    x_out, experts, weights, xn = moe_gemv.add_norm_gate_route(
+    # The GEMV's programs pick the experts from the logits, where they are few and long enough
+    # to hide it (batch 8's thousands of programs each paid for it: 0.15 ms a step more).
+    pick = TUNING.pick_in_gemv and flat.shape[0] * cfg.experts_per_token <= TUNING.gemv2_few_pairs
+    x_out, experts, weights, xn, logits = moe_gemv.add_norm_gate_route(
         flat.contiguous(), moe_gemv.ResidualNorm(delta, scale, eps), layer.gate_weight, layer.gate_bias,
-        cfg.experts_per_token, half=half,
+        cfg.experts_per_token, half=half, pick=not pick,
     )  # fmt: skip
-    return x_out.view(x.shape), _experts_gemv(xn, experts, weights, layer, cfg, x.dtype, partials=True)
+    out = _experts_gemv(xn, experts, weights, layer, cfg, x.dtype, partials=True, logits=logits if pick else None)
+    return x_out.view(x.shape), out
 
 
 def moe_layer(x: torch.Tensor, layer: LayerWeights, cfg: ModelConfig, *, partials: bool = False) -> torch.Tensor:

@@ -212,8 +212,27 @@ def _store_gemv_input(xn_ptr, xe_ptr, t, H, h, h_ok, xn, x_exp, write_exp, HALF:
 
 @triton.jit
 def _top_k(lg, e, experts_ptr, weights_ptr, t, K: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Experts ``[K]`` (k rounds of max / first index of the max) and the softmax of their
-    logits, from ``lg [BLOCK_E]`` float32 (-inf where ``e`` is no expert), stored at row ``t``."""
+    """:func:`_top_k_of` stored at row ``t`` of ``experts`` and ``weights [T, K]``."""
+    top_i, p, kk = _top_k_of(lg, e, K, BLOCK_K)
+    tl.store(experts_ptr + t * K + kk, top_i, mask=kk < K)
+    tl.store(weights_ptr + t * K + kk, p, mask=kk < K)
+
+
+@triton.jit
+def _pick(logits_ptr, t, j, E, K: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
+    """The ``j``-th of token ``t``'s top-k experts and its routing weight, from the router's
+    logits ``[T, E]``: the same arithmetic as the router's own choice (:func:`_top_k_of`)."""
+    e = tl.arange(0, BLOCK_E)
+    lg = tl.load(logits_ptr + t * E + e, mask=e < E, other=float("-inf"))
+    top_i, p, kk = _top_k_of(lg, e, K, BLOCK_K)
+    return tl.sum(tl.where(kk == j, top_i, 0), axis=0), tl.sum(tl.where(kk == j, p, 0.0), axis=0)
+
+
+@triton.jit
+def _top_k_of(lg, e, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Experts ``[BLOCK_K]`` (k rounds of max / first index of the max) and the softmax of their
+    logits, from ``lg [BLOCK_E]`` float32 (-inf where ``e`` is no expert); entries past ``K``
+    are padding. Also returns the index vector."""
     kk = tl.arange(0, BLOCK_K)
     top_v = tl.full([BLOCK_K], float("-inf"), tl.float32)
     top_i = tl.zeros([BLOCK_K], tl.int32)
@@ -224,9 +243,7 @@ def _top_k(lg, e, experts_ptr, weights_ptr, t, K: tl.constexpr, BLOCK_K: tl.cons
         top_i = tl.where(kk == i, idx, top_i)
         lg = tl.where(e == idx, float("-inf"), lg)
     p = tl.exp(top_v - tl.max(top_v, axis=0))
-    p = p / tl.sum(p, axis=0)
-    tl.store(experts_ptr + t * K + kk, top_i, mask=kk < K)
-    tl.store(weights_ptr + t * K + kk, p, mask=kk < K)
+    return top_i, p / tl.sum(p, axis=0), kk
 
 
 @triton.jit
@@ -268,6 +285,7 @@ def _gate_route(
     CONVERT: tl.constexpr,  # write x in the GEMV's order (False: experts and weights only)
     D_ROWS: tl.constexpr,  # > 0: the router's input is RMSNorm(x + delta), computed here (fused.add_rms_norm's)
     PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the router's weights before the PDL wait
+    PICK: tl.constexpr = True,  # the last program picks the experts (False: the logits are the output)
 ):  # fmt: skip
     begin_if(not EARLY, PDL)
     t = tl.program_id(0).to(tl.int64)
@@ -292,15 +310,17 @@ def _gate_route(
     if CONVERT:  # each program converts its share of the row (every one finds the same exponent)
         xn, x_exp = _gemv_input(x, HALF)
         _store_gemv_input(xn_ptr, xe_ptr, t, H, h, mine, xn, x_exp, pid == 0, HALF)
-    # The last program of a token to finish picks its experts. The barrier puts every thread's
-    # logit store before the atomic's release; its acquire makes the others' visible here.
-    tl.debug_barrier()
-    done = tl.atomic_add(count_ptr + t, 1, sem="acq_rel")
-    if done == programs - 1:
-        tl.store(count_ptr + t, 0)  # ready for the next launch
-        ee = tl.arange(0, BLOCK_E)
-        lg_all = tl.load(logits_ptr + t * E + ee, mask=ee < E, other=float("-inf"), cache_modifier=".cg")
-        _top_k(lg_all, ee, experts_ptr, weights_ptr, t, K, BLOCK_K)
+    if PICK:
+        # The last program of a token to finish picks its experts. The barrier puts every
+        # thread's logit store before the atomic's release; its acquire makes the others'
+        # visible here.
+        tl.debug_barrier()
+        done = tl.atomic_add(count_ptr + t, 1, sem="acq_rel")
+        if done == programs - 1:
+            tl.store(count_ptr + t, 0)  # ready for the next launch
+            ee = tl.arange(0, BLOCK_E)
+            lg_all = tl.load(logits_ptr + t * E + ee, mask=ee < E, other=float("-inf"), cache_modifier=".cg")
+            _top_k(lg_all, ee, experts_ptr, weights_ptr, t, K, BLOCK_K)
 
 
 @triton.jit
@@ -377,10 +397,32 @@ def _half_slots(
 
 
 @triton.jit
+def _pair_route(
+    experts_ptr, route_ptr, logits_ptr, E, pair, first_tile, SWIGLU: tl.constexpr,
+    PICK: tl.constexpr, TOPK: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """A GEMV program's expert (int64) and routing weight (mlp2 only; 0 for mlp1): read, or
+    with ``PICK`` picked from the logits, mlp1's programs on the first row tile writing the
+    choice down for callers that read it."""
+    if PICK:
+        e_i, route = _pick(logits_ptr, pair // TOPK, pair % TOPK, E, TOPK, BLOCK_E, BLOCK_K)
+        if SWIGLU:
+            tl.store(experts_ptr + pair, e_i, mask=first_tile)
+            tl.store(route_ptr + pair, route, mask=first_tile)
+        return e_i.to(tl.int64), route
+    else:
+        route = 0.0
+        if not SWIGLU:
+            route = tl.load(route_ptr + pair).to(tl.float32)
+        return tl.load(experts_ptr + pair).to(tl.int64), route
+
+
+@triton.jit
 def _gemv(
     x_ptr, x_stride,  # float32 [R, K] times X_SCALE in nibble order; HALF: int32 [R, K / 2] pairs
     words_ptr, scales_ptr, bias_ptr,  # [E, N, G, 4] int32, [E, N, G] u8, [E, N]
-    experts_ptr, route_ptr,  # [P] expert per pair, [P] routing weight per pair
+    experts_ptr, route_ptr,  # [P] expert per pair, [P] routing weight per pair (PICK: written by mlp1)
+    logits_ptr, E,  # PICK: the router's logits [T, E], from which each program picks its pair's expert
     out_ptr, out_stride,  # [P, N / 2] in nibble (HALF: pair) order (SWIGLU) or [P, SLICES, N]
     N, G, alpha, limit,  # G = K // 32
     slice_steps,  # loop steps (4 * BLOCK_G words each) of K per program along grid axis 2
@@ -397,6 +439,8 @@ def _gemv(
     STAGES: tl.constexpr,  # > 0 with HALF: the compiler's pipeline instead (async copies to shared memory)
     PDL: tl.constexpr,
     EARLY: tl.constexpr,  # mlp2: experts and first weights read before the PDL wait (see pdl.py)
+    PICK: tl.constexpr = False,  # each program picks its pair's expert from the logits (see moe_gemv)
+    TOPK: tl.constexpr = 1, BLOCK_E: tl.constexpr = 1, BLOCK_K: tl.constexpr = 1,  # PICK: k, padded E and k
 ):  # fmt: skip
     begin_if(not EARLY, PDL)
     pair = tl.program_id(0)
@@ -406,7 +450,7 @@ def _gemv(
     # gives each thread 4 consecutive words: one vector load).
     k_lo = sl * slice_steps * (4 * BLOCK_G)
     k_hi = tl.minimum(k_lo + slice_steps * (4 * BLOCK_G), G * 4)
-    e = tl.load(experts_ptr + pair).to(tl.int64)
+    e, route = _pair_route(experts_ptr, route_ptr, logits_ptr, E, pair, nb == 0, SWIGLU, PICK, TOPK, BLOCK_E, BLOCK_K)
     row = pair // X_DIV
     rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = rows < N
@@ -481,7 +525,7 @@ def _gemv(
             dest = out_ptr + pair * out_stride + _nibble_order(cols)
             tl.store(dest, h * 1.2676506002282294e30, mask=cols < N // 2)  # X_SCALE
     else:
-        y = y * tl.load(route_ptr + pair).to(tl.float32)
+        y = y * route
         dest = out_ptr + (pair * tl.num_programs(2) + sl) * out_stride + rows
         tl.store(dest, y.to(out_ptr.dtype.element_ty), mask=n_ok)
 
@@ -591,18 +635,20 @@ def gate_route(
 
 def add_norm_gate_route(
     x: torch.Tensor, residual: ResidualNorm, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int, *,
-    half: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, GemvInput]:
+    half: bool = False, pick: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, GemvInput, torch.Tensor]:
     """``fused.add_rms_norm`` and :func:`gate_route` in one launch: ``x [T, H]`` plus
-    ``residual.delta``, normalised, into the router. Returns ``x + delta`` and what
-    :func:`gate_route` returns. Every program of a token adds and normalises the whole row
-    (the delta's rows cost the one L2 round trip that reading ``x`` cost), so the norm's own
-    launch, and the wait for it, leave the step."""
+    ``residual.delta``, normalised, into the router. Returns ``x + delta``, what
+    :func:`gate_route` returns and the logits ``[T, E]`` (float32, rounded to ``x``'s dtype).
+    Every program of a token adds and normalises the whole row (the delta's rows cost the one
+    L2 round trip that reading ``x`` cost), so the norm's own launch, and the wait for it,
+    leave the step. Without ``pick`` the experts and weights are left for :func:`moe_gemv` to
+    pick from the logits (and write)."""
     experts, weights, xn, exps = _router_outputs(x, k, half)
     x_out = torch.empty_like(x)
-    _launch_gate_route(x, gate_weight, gate_bias, k, experts, weights, xn, exps, half=half,
-                       residual=residual, x_out=x_out)  # fmt: skip
-    return x_out, experts, weights, GemvInput(xn, exps)
+    logits = _launch_gate_route(x, gate_weight, gate_bias, k, experts, weights, xn, exps, half=half,
+                                residual=residual, x_out=x_out, pick=pick)  # fmt: skip
+    return x_out, experts, weights, GemvInput(xn, exps), logits
 
 
 def gate_topk(
@@ -621,8 +667,8 @@ def gate_topk(
 def _launch_gate_route(
     x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int, experts: torch.Tensor,
     weights: torch.Tensor, xn: torch.Tensor, exps: torch.Tensor | None, *, half: bool, convert: bool = True,
-    residual: ResidualNorm | None = None, x_out: torch.Tensor | None = None,
-) -> None:
+    residual: ResidualNorm | None = None, x_out: torch.Tensor | None = None, pick: bool = True,
+) -> torch.Tensor:
     t, h = x.shape
     num_experts = gate_weight.shape[0]
     epp = triton.next_power_of_2(triton.cdiv(num_experts, 32))
@@ -636,9 +682,10 @@ def _launch_gate_route(
         x.contiguous(), gate_weight.contiguous(), gate_bias, logits, _counters(gate_weight, t), experts, weights,
         xn, exps if half else experts, d, norm, x_out, eps, num_experts, h, K=k, EPP=epp,
         BLOCK_E=triton.next_power_of_2(num_experts), BLOCK_K=triton.next_power_of_2(k),
-        BLOCK_H=triton.next_power_of_2(h), HALF=half, CONVERT=convert, D_ROWS=d_rows,
+        BLOCK_H=triton.next_power_of_2(h), HALF=half, CONVERT=convert, D_ROWS=d_rows, PICK=pick,
         num_warps=norm_warps(h, d_rows) if d_rows > 0 else 4, **pdl.launch(x.device, early=True),
     )  # fmt: skip
+    return logits
 
 
 @dataclass(frozen=True, slots=True)
@@ -682,11 +729,17 @@ def moe_gemv(
     programs2: int = 0,
     max_slices2: int = 4,
     partials: bool = False,
+    logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Each token through its top-k experts, weighted and summed: ``[T, H]`` in ``dtype``, or
     with ``partials`` float32 weighted partial sums ``[T, k * S, H]`` whose sum over dim 1 is
     that. ``S`` slices of mlp2's K (at most ``max_slices2``) bring mlp2's grid up to about
-    ``programs2`` programs: at batch 1 its row tiles alone leave most SMs idle."""
+    ``programs2`` programs: at batch 1 its row tiles alone leave most SMs idle.
+
+    With the router's ``logits [T, E]`` (from :func:`gate_route` with ``pick=False``), every
+    program picks its pair's expert itself (the router's arithmetic: the same choice), and mlp1
+    writes the choice into ``experts`` and ``weights``: the router then needs no last program
+    that waits for the others, and mlp1 reads the logits where it read the experts."""
     t, k = experts.shape
     p = t * k
     b1, s1, bias1 = mlp1
@@ -710,12 +763,18 @@ def moe_gemv(
         x1, x2 = x, hidden
         exps1, exp1, exp2, h_scale = experts, X_EXP, X_EXP, 1.0
     g1, g2 = shape1.groups(h // 32, half), shape2.groups(inter // 32, half)
+    if logits is not None:
+        e_count = logits.shape[1]
+        pick = {"PICK": True, "TOPK": k, "BLOCK_E": triton.next_power_of_2(e_count),
+                "BLOCK_K": triton.next_power_of_2(k)}  # fmt: skip
+    else:
+        logits, e_count, pick = route_w, 0, {}
     _gemv[(p, triton.cdiv(n1, shape1.block_n), 1)](
-        x1, x1.stride(0), w1, s1, bias1, flat, route_w, hidden, hidden.stride(0),
+        x1, x1.stride(0), w1, s1, bias1, flat, route_w, logits, e_count, hidden, hidden.stride(0),
         n1, h // 32, alpha, limit, triton.cdiv(h // 32, g1), exps1, exp1, h_scale,
         X_DIV=k, SWIGLU=True, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape1.block_n, BLOCK_G=g1,
         HALF=half, ROW_EXP=half, AHEAD=shape1.ahead, STAGES=shape1.stages, num_warps=shape1.warps,
-        **pdl.launch(x.device, early=False),
+        **pick, **pdl.launch(x.device, early=False),
     )  # fmt: skip
     tiles2 = p * triton.cdiv(h, shape2.block_n)
     steps = triton.cdiv(inter // 32, g2)  # loop steps along K
@@ -724,11 +783,11 @@ def moe_gemv(
     slices = triton.cdiv(steps, slice_steps)
     y = torch.empty(p, slices, h, device=x.device, dtype=torch.float32)
     _gemv[(p, triton.cdiv(h, shape2.block_n), slices)](
-        x2, x2.stride(0), w2, s2, bias2, flat, route_w, y, h,
+        x2, x2.stride(0), w2, s2, bias2, flat, route_w, logits, e_count, y, h,
         h, inter // 32, alpha, limit, slice_steps, flat, exp2, 1.0,
         X_DIV=1, SWIGLU=False, HIDDEN_DTYPE=_TL[dtype], BLOCK_N=shape2.block_n, BLOCK_G=g2,
         HALF=half, ROW_EXP=False, AHEAD=shape2.ahead, STAGES=shape2.stages, num_warps=shape2.warps,
-        **pdl.launch(x.device, early=True),
+        **pick, **pdl.launch(x.device, early=True),
     )  # fmt: skip
     if partials:
         return y.view(t, k * slices, h)
