@@ -194,7 +194,11 @@ def tuning_variants() -> list[dict[str, object]]:
 
     return [
         {},
-        {"gemv2_few": (GemvShape(16, 8, 1), GemvShape(32, 8, 2))},  # mlp1 in one-warp programs of 16 rows (run 94: 1.525 vs 1.526 ms)
+        # mlp1 in one-warp programs of 16 rows (run 94: 1.525 vs 1.526 ms; run 108, each program
+        # picking its expert: 1.563 vs 1.526)
+        {"gemv2_few": (GemvShape(16, 8, 1), GemvShape(32, 8, 2))},
+        # mlp1 in 64-row programs of 4 warps: half as many programs pick (run 108: 1.528 vs 1.526)
+        {"gemv2_few": (GemvShape(64, 8, 4), GemvShape(32, 8, 2))},
         {"gemv2_max_slices2": 1},  # mlp2 not cut along K
         {"gemv2_max_slices2": 3},
         {"linear.gemv_rows": 0},  # batch 1's linear layers as split-K dots, like larger batches

@@ -150,8 +150,10 @@ class GptOssModel:
             window = cfg.sliding_window if kind == "sliding" else None
             attn = self._attention(h, layer, cos, sin, meta.positions, tmeta, k_pool, v_pool, window,
                                    lengths, kind)  # fmt: skip
-            folded = kernels.add_rms_norm_moe(x, attn, layer.mlp_norm, eps, layer, cfg) if kernels.available(x) else None
-            if folded is not None:  # [kernels hook] the add and the norm inside the router's launch
+            folded = None
+            if kernels.available(x):  # [kernels hook] the add and the norm inside the router's launch
+                folded = kernels.add_rms_norm_moe(x, attn, layer.mlp_norm, eps, layer, cfg)
+            if folded is not None:
                 x, out = folded
             else:
                 x, h = add_rms_norm(x, attn, layer.mlp_norm, eps)

@@ -272,7 +272,7 @@ def attention_decode(
 
 
 __all__ = [
-    "add_rms_norm", "add_rms_norm_moe", "attention_decode", "attention_inputs", "attention_prefill", "attention_ok", "attention_output",
-    "available", "embed_rms_norm", "enabled", "graphed_decode", "graphs_ok", "live_lengths", "moe_layer", "rms_norm",
-    "unembed",
+    "add_rms_norm", "add_rms_norm_moe", "attention_decode", "attention_inputs", "attention_prefill", "attention_ok",
+    "attention_output", "available", "embed_rms_norm", "enabled", "graphed_decode", "graphs_ok", "live_lengths",
+    "moe_layer", "rms_norm", "unembed",
 ]  # fmt: skip

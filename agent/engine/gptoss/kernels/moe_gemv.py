@@ -6,6 +6,10 @@ max / first-index-of-max), softmaxes the chosen logits and writes the token's ac
 *nibble order* the GEMV reads (below). One launch instead of topk (2 kernels), softmax and casts.
 ``_gate_route`` also computes the logits (the router's linear layer): up to 32 programs per
 token, the last of them to finish picks the experts (a counter per token, reset by that program).
+In a layer's decode step it also takes the residual add and RMSNorm before it (every program
+normalises the whole row), and at batch 1-2 it leaves the pick to the GEMV: each ``_gemv``
+program picks its pair's expert from the logits (``PICK``), so no router program waits for
+the others.
 
 ``_gemv``: one program per (token, expert) pair and ``BLOCK_N`` weight rows. Why it is faster
 than the first version (``moe._moe_gemv``), each point a cost that version paid per weight byte:
