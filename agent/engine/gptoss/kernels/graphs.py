@@ -9,12 +9,16 @@ it removes the CPU from the step. Shapes in the graph are fixed, so:
   window for sliding ones) with position -1; the attention kernel stops at each row's live
   length (which the metadata kernel writes), so the padding costs no read of the cache.
 
-The graph's inputs are one int64 buffer (tokens, positions, rings, block tables) filled by a
-single copy from pinned host memory, and the attention metadata is computed from them inside
-the graph, in one launch (``step_meta.decode_meta``, the layout of ``KVCache.decode_meta``).
+The graph's inputs are one int64 buffer (tokens, positions, rings, block tables). The host
+writes them into pinned memory and the graph's first node copies them over; the attention
+metadata is computed from them inside the graph, in one launch (``step_meta.decode_meta``, the
+layout of ``KVCache.decode_meta``).
 Building the metadata on the host and copying it piece by piece cost ~0.5 ms a step on the
 H200's host, a quarter of a batch-1 step, with the GPU idle; ``KVCache.decode_meta``'s twenty
-PyTorch ops in the graph cost 0.11 ms.
+PyTorch ops in the graph cost 0.11 ms. Every CUDA call the host makes before the replay delays
+the step's first kernel by its cost (5-15 us each on the H200's host): with the copy outside the
+graph, the copy and the event marking it done cost 0.02-0.03 ms of a 1.5 ms step
+(results_engine_gpu.txt, run 111).
 """
 
 from __future__ import annotations
@@ -63,14 +67,18 @@ class DecodeGraph:
         size = batch * (3 + self.table_width)
         self.inputs = torch.zeros(size, dtype=torch.long, device=dev)
         self.staging = torch.zeros(size, dtype=torch.long, pin_memory=True)
-        self.staged = torch.cuda.Event()  # the copy out of ``staging`` is done: it may be refilled
+        self.staging[batch : 2 * batch] = -1  # positions: no row is live until a step says so
+        # The host writes the staging buffer through a memoryview: no torch op, no CUDA call.
+        self.host = memoryview((ctypes.c_int64 * size).from_address(self.staging.data_ptr())).cast("B").cast("q")
+        self.padding = array("q", [-1] * batch)
+        self.replayed = torch.cuda.Event()  # the last replay is done: the staging buffer is free
         self.tokens = self.inputs[:batch].view(batch, 1)
         positions, rings = self.inputs[batch : 2 * batch], self.inputs[2 * batch : 3 * batch]
         table = self.inputs[3 * batch :].view(batch, self.table_width)
-        positions.fill_(-1)
         self.logit_index = torch.zeros(batch, dtype=torch.long, device=dev)
 
         def forward() -> torch.Tensor:
+            self.inputs.copy_(self.staging, non_blocking=True)  # captured: the graph's first node
             meta = step_meta.decode_meta(cache, table, rings, positions, self.full_width)
             return model.forward(self.tokens, meta, cache, self.logit_index)
 
@@ -90,31 +98,22 @@ class DecodeGraph:
         return all(q.length < self.full_width and len(q.blocks) <= self.table_width for q in seqs)
 
     def run(self, tokens: list[int], positions: list[int], rings: list[int], tables: list[list[int]]) -> torch.Tensor:
-        """Stage the step's inputs in pinned memory, copy them over in one go, replay."""
-        b, size = len(tokens), self.batch
+        """Write the step's inputs into the staging buffer and replay (the graph copies them in)."""
+        b, size, host = len(tokens), self.batch, self.host
         # Only what the step needs is written: padded rows must get position -1 (no key is
         # written for them), but their tokens, rings and every table entry past a sequence's
         # blocks may hold anything a previous step left there (valid ids, masked out).
-        head = array("q", tokens)
-        head.extend(positions)
-        head.extend([-1] * (size - b))
-        head.extend(rings)
-        blocks = array("q")
+        self.replayed.synchronize()  # the previous replay has copied the buffer out
+        host[:b] = array("q", tokens)
+        host[size : size + b] = array("q", positions)
+        host[size + b : 2 * size] = self.padding[b:]
+        host[2 * size : 2 * size + b] = array("q", rings)
+        row = 3 * size
         for table in tables:
-            blocks.extend(table)
-        self.staged.synchronize()  # the previous step's copy has left the staging buffer
-        dst, src = self.staging.data_ptr(), head.buffer_info()[0]
-        ctypes.memmove(dst, src, 8 * b)  # tokens
-        ctypes.memmove(dst + 8 * size, src + 8 * b, 8 * size)  # positions, padded
-        ctypes.memmove(dst + 16 * size, src + 8 * (b + size), 8 * b)  # rings
-        src, row = blocks.buffer_info()[0], dst + 8 * 3 * size
-        for table in tables:
-            ctypes.memmove(row, src, 8 * len(table))
-            src += 8 * len(table)
-            row += 8 * self.table_width
-        self.inputs.copy_(self.staging, non_blocking=True)
-        self.staged.record()
+            host[row : row + len(table)] = array("q", table)
+            row += self.table_width
         self.graph.replay()
+        self.replayed.record()
         return self.logits[:b].clone()
 
 
