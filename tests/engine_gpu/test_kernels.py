@@ -86,7 +86,7 @@ def test_moe_matches_float64(tokens: int, num_experts: int, hidden: int, inter: 
 
 
 @pytest.mark.parametrize("window", [None, 128])
-@pytest.mark.parametrize("lengths", [[1], [300], [0, 5, 4097, 64], [20000]])
+@pytest.mark.parametrize("lengths", [[1], [121], [0, 3, 121], [300], [0, 5, 4097, 64], [20000]])
 def test_decode_attention_matches_float64(lengths: list[int], window: int | None) -> None:
     from agent.engine.gptoss.kernels.attention import decode_attention
 

@@ -9,6 +9,9 @@ Split-K ("flash decoding"): at batch 1 there are only ``num_key_value_heads`` (8
 far too few programs for 132 SMs, so each group's keys are cut into ``splits`` chunks whose
 partial softmax states (max, sum, weighted values) a second kernel merges together with the
 per-head sink logit. All query heads sharing a key head (GQA) run in one program on tensor cores.
+Up to 128 key columns (the sliding layers' window) take one split: its program folds the sink in
+and writes the output itself, and the merge's launch, which cost 1.3 us of a layer's 50 at
+batch 1 (results_engine_gpu.txt, run 105), is left out.
 
 Prefill (several queries per sequence): ``_attn_prefill``, flash attention over the same left-
 packed keys, one program per (sequence, query head, block of queries), the sink folded into the
@@ -32,6 +35,7 @@ from . import pdl
 from .pdl import begin_if
 
 LOG2E = 1.4426950408889634
+ONE_SPLIT_COLUMNS = 128  # key columns up to which one program per key head takes them all
 
 
 @triton.jit
@@ -66,17 +70,24 @@ def _attn_partial(
     slots_ptr, kpos_ptr, slots_stride,  # [B, L] slot and absolute position per key column
     qpos_ptr, len_ptr,  # [B] query position, live key columns
     o_ptr, m_ptr, l_ptr,  # partials [B, Hq, SPLITS, D], [B, Hq, SPLITS] x2 (float32)
+    sinks_ptr, out_ptr,  # FINISH: sinks [Hq] and the output [B, Hq, D]
     qk_scale, window,  # scale already times log2(e); window 0 = full attention
     HKV: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr, GROUP_PAD: tl.constexpr,
     SPLITS: tl.constexpr, BLOCK_L: tl.constexpr, DOT_DTYPE: tl.constexpr,
     PRECISION: tl.constexpr,  # "ieee" for float32 models: exact enough to check semantics
     PDL: tl.constexpr,
     EARLY: tl.constexpr,  # the metadata (lengths, positions, slots) read before the PDL wait
+    FINISH: tl.constexpr = False,  # one split: fold the sinks in, write the output (no merge)
 ):  # fmt: skip
     begin_if(not EARLY, PDL)
     b = tl.program_id(0)
     kvh = tl.program_id(1)
     sp = tl.program_id(2)
+    g = tl.arange(0, GROUP_PAD)
+    g_ok = g < GROUP
+    heads = kvh * GROUP + g
+    if FINISH:  # a weight: read before the wait
+        sink = tl.load(sinks_ptr + heads, mask=g_ok, other=0.0).to(tl.float32) * 1.4426950408889634
     n = tl.load(len_ptr + b).to(tl.int32)
     qp = tl.load(qpos_ptr + b)
     chunk = tl.cdiv(tl.cdiv(n, SPLITS), BLOCK_L) * BLOCK_L
@@ -87,10 +98,7 @@ def _attn_partial(
     # addresses wait for): the first block's before the PDL wait.
     slot, kp, c_ok = _key_cols(slots_ptr, kpos_ptr, row, lo, hi, BLOCK_L)
     begin_if(EARLY, PDL)
-    g = tl.arange(0, GROUP_PAD)
-    g_ok = g < GROUP
     d = tl.arange(0, D)
-    heads = kvh * GROUP + g
     q = tl.load(q_ptr + (b * HKV * GROUP + heads)[:, None] * D + d[None, :], mask=g_ok[:, None], other=0.0)
     q = q.to(DOT_DTYPE)
     m_i = tl.full([GROUP_PAD], -1.0e30, dtype=tl.float32)
@@ -104,10 +112,17 @@ def _attn_partial(
         v = tl.load(v_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
         slot, kp, c_ok = _key_cols(slots_ptr, kpos_ptr, row, j0 + BLOCK_L, hi, BLOCK_L)
         m_i, l_i, acc = _attend(q, k, v, ok[None, :], m_i, l_i, acc, qk_scale, DOT_DTYPE, PRECISION)
-    part = (b * HKV * GROUP + heads) * SPLITS + sp
-    tl.store(o_ptr + part[:, None] * D + d[None, :], acc, mask=g_ok[:, None])
-    tl.store(m_ptr + part, m_i, mask=g_ok)
-    tl.store(l_ptr + part, l_i, mask=g_ok)
+    if FINISH:  # _attn_merge's arithmetic for one split
+        top = tl.maximum(m_i, sink)
+        w = tl.exp2(m_i - top)
+        out = acc * (w / (l_i * w + tl.exp2(sink - top)))[:, None]
+        dest = out_ptr + (b * HKV * GROUP + heads)[:, None] * D + d[None, :]
+        tl.store(dest, out.to(out_ptr.dtype.element_ty), mask=g_ok[:, None])
+    else:
+        part = (b * HKV * GROUP + heads) * SPLITS + sp
+        tl.store(o_ptr + part[:, None] * D + d[None, :], acc, mask=g_ok[:, None])
+        tl.store(m_ptr + part, m_i, mask=g_ok)
+        tl.store(l_ptr + part, l_i, mask=g_ok)
 
 
 @triton.jit
@@ -227,22 +242,28 @@ def decode_attention(
     hkv = k_pool.shape[1]
     group = hq // hkv
     width = read_slots.shape[1]
-    splits = max(1, min(triton.cdiv(target_programs, b * hkv), triton.cdiv(width, block_l)))
+    if width <= ONE_SPLIT_COLUMNS:
+        splits, block_l = 1, max(16, triton.next_power_of_2(width))
+    else:
+        splits = max(1, min(triton.cdiv(target_programs, b * hkv), triton.cdiv(width, block_l)))
     if lengths is None:
         lengths = live_lengths(key_positions)
     q = q.contiguous()
+    out = torch.empty(b, hq, d, device=q.device, dtype=q.dtype)
+    finish = splits == 1
     o_part = torch.empty(b, hq, splits, d, device=q.device, dtype=torch.float32)
     m_part = torch.empty(b, hq, splits, device=q.device, dtype=torch.float32)
     l_part = torch.empty_like(m_part)
     _attn_partial[(b, hkv, splits)](
         q, k_pool, v_pool, read_slots, key_positions, read_slots.stride(0),
-        positions, lengths, o_part, m_part, l_part,
+        positions, lengths, o_part, m_part, l_part, sinks, out,
         LOG2E / math.sqrt(d), window or 0,
         HKV=hkv, D=d, GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)),
         SPLITS=splits, BLOCK_L=block_l, DOT_DTYPE=_dot_dtype(q.dtype), PRECISION=_precision(q.dtype), num_warps=4,
-        **pdl.launch(q.device, early=True),
+        FINISH=finish, **pdl.launch(q.device, early=True),
     )  # fmt: skip
-    out = torch.empty(b, hq, d, device=q.device, dtype=q.dtype)
+    if finish:
+        return out
     _attn_merge[(b, hq)](
         o_part, m_part, l_part, sinks, out,
         HQ=hq, D=d, SPLITS=splits, SPLITS_PAD=max(2, triton.next_power_of_2(splits)), num_warps=1,
