@@ -104,14 +104,19 @@ class GptOssModel:
                 for lw in weights.layers
             ]  # fmt: skip
 
-    @torch.inference_mode()
     def decode(self, tokens: list[int], seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
         """One decode step: ``tokens[b]`` appended to ``seqs[b]`` (their lengths advance by one).
         Returns logits ``[B, V]`` (float32)."""
+        # A replay runs no autograd-tracked op, so it skips inference mode's context, whose
+        # entry (~5 us) would delay the step's first kernel.
         if kernels.graphs_ok(self.weights.device):
             logits = kernels.graphed_decode(self, tokens, seqs, cache)  # [kernels hook] CUDA graph
             if logits is not None:
                 return logits
+        return self._decode_eagerly(tokens, seqs, cache)
+
+    @torch.inference_mode()
+    def _decode_eagerly(self, tokens: list[int], seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
         dev = self.weights.device
         meta = cache.build_meta(seqs, [q.length for q in seqs], [1] * len(seqs))
         first = torch.zeros(len(seqs), dtype=torch.long, device=dev)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import TYPE_CHECKING
 
 import torch
@@ -51,13 +52,19 @@ def available(x: torch.Tensor) -> bool:
     return (x.is_cuda or interpreting()) and enabled()
 
 
-def graphs_ok(device: torch.device) -> bool:
-    """Replay decode steps from CUDA graphs? (``OSS_AGENT_CUDA_GRAPHS=0`` turns them off.)"""
-    if not (device.type == "cuda" and enabled() and os.environ.get("OSS_AGENT_CUDA_GRAPHS", "1") != "0"):
-        return False
-    from .graphs import capturing
+capture_state = threading.local()  # ``on`` while graphs.py captures a decode graph (or warms it up)
 
-    return not capturing() and not torch.cuda.is_current_stream_capturing()
+
+def graphs_ok(device: torch.device) -> bool:
+    """Replay decode steps from CUDA graphs? (``OSS_AGENT_CUDA_GRAPHS=0`` turns them off.) Asked
+    every decode step, before its first kernel can start: cheap checks first, no import."""
+    if device.type != "cuda" or getattr(capture_state, "on", False):
+        return False
+    return (
+        os.environ.get("OSS_AGENT_CUDA_GRAPHS", "1") != "0"
+        and enabled()
+        and not torch.cuda.is_current_stream_capturing()
+    )
 
 
 def graphed_decode(

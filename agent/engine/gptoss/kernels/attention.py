@@ -36,6 +36,7 @@ from .pdl import begin_if
 
 LOG2E = 1.4426950408889634
 ONE_SPLIT_COLUMNS = 128  # key columns up to which one program per key head takes them all
+ONE_SPLIT_BLOCK = 128  # its block of keys
 
 
 @triton.jit
@@ -243,7 +244,7 @@ def decode_attention(
     group = hq // hkv
     width = read_slots.shape[1]
     if width <= ONE_SPLIT_COLUMNS:
-        splits, block_l = 1, max(16, triton.next_power_of_2(width))
+        splits, block_l = 1, min(ONE_SPLIT_BLOCK, max(16, triton.next_power_of_2(width)))
     else:
         splits = max(1, min(triton.cdiv(target_programs, b * hkv), triton.cdiv(width, block_l)))
     if lengths is None:
