@@ -93,6 +93,7 @@ class GptOssModel:
     def __init__(self, weights: ModelWeights, *, max_positions: int) -> None:
         self.weights = weights
         self.config = weights.config
+        self.device = weights.device
         self.rope = rope_tables(self.config, max_positions, weights.device)  # [P, 2, D/2]
         self._dense_experts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         values = sum(lw.mlp1_blocks.numel() + lw.mlp2_blocks.numel() for lw in weights.layers) * 2
@@ -109,7 +110,7 @@ class GptOssModel:
         Returns logits ``[B, V]`` (float32)."""
         # A replay runs no autograd-tracked op, so it skips inference mode's context, whose
         # entry (~5 us) would delay the step's first kernel.
-        if kernels.graphs_ok(self.weights.device):
+        if kernels.graphs_ok(self.device):
             logits = kernels.graphed_decode(self, tokens, seqs, cache)  # [kernels hook] CUDA graph
             if logits is not None:
                 return logits

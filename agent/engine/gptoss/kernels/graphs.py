@@ -66,7 +66,6 @@ class DecodeGraph:
         self.staging[batch : 2 * batch] = -1  # positions: no row is live until a step says so
         # The host writes the staging buffer through a memoryview: no torch op, no CUDA call.
         self.host = memoryview((ctypes.c_int64 * size).from_address(self.staging.data_ptr())).cast("B").cast("q")
-        self.padding = array("q", [-1] * batch)
         self.replayed = torch.cuda.Event()  # the last replay is done: the staging buffer is free
         self.tokens = self.inputs[:batch].view(batch, 1)
         positions, rings = self.inputs[batch : 2 * batch], self.inputs[2 * batch : 3 * batch]
@@ -96,14 +95,13 @@ class DecodeGraph:
     def run(self, tokens: list[int], positions: list[int], rings: list[int], tables: list[list[int]]) -> torch.Tensor:
         """Write the step's inputs into the staging buffer and replay (the graph copies them in)."""
         b, size, host = len(tokens), self.batch, self.host
-        # Only what the step needs is written: padded rows must get position -1 (no key is
-        # written for them), but their tokens, rings and every table entry past a sequence's
-        # blocks may hold anything a previous step left there (valid ids, masked out).
+        # Padded rows must get position -1 (no key is written for them); their tokens, rings
+        # and every table entry past a sequence's blocks may hold anything a previous step left
+        # there (valid ids, masked out).
+        pad = [0] * (size - b)
+        head = array("q", [*tokens, *pad, *positions, *[-1] * (size - b), *rings, *pad])
         self.replayed.synchronize()  # the previous replay has copied the buffer out
-        host[:b] = array("q", tokens)
-        host[size : size + b] = array("q", positions)
-        host[size + b : 2 * size] = self.padding[b:]
-        host[2 * size : 2 * size + b] = array("q", rings)
+        host[: 3 * size] = head
         row = 3 * size
         for table in tables:
             host[row : row + len(table)] = array("q", table)
