@@ -17,8 +17,8 @@ Building the metadata on the host and copying it piece by piece cost ~0.5 ms a s
 H200's host, a quarter of a batch-1 step, with the GPU idle; ``KVCache.decode_meta``'s twenty
 PyTorch ops in the graph cost 0.11 ms. Every CUDA call the host makes before the replay delays
 the step's first kernel by its cost (5-15 us each on the H200's host): with the copy outside the
-graph, the copy and the event marking it done cost 0.02-0.03 ms of a 1.5 ms step
-(results_engine_gpu.txt, run 111).
+graph, the copy and the event marking it done cost 0.02-0.07 ms of a 1.5 ms step
+(results_engine_gpu.txt, runs 111-113).
 """
 
 from __future__ import annotations
