@@ -212,30 +212,40 @@ def tuning_variants() -> list[dict[str, object]]:
     ]
 
 
-def bench_engine_core(model: GptOssModel) -> None:
+def bench_engine_core(model: GptOssModel, bw: float) -> None:
     """The engine's own decode loop, ``EngineCore.step()`` (scheduling, the step's inputs, the
     replay, sampling, reading the tokens back), per step at batch 1 and 8: set beside the
-    ``decode_step`` lines above, what the host adds."""
+    ``decode_step`` lines above, what the host adds. Synchronous steps and run-ahead (the next
+    step launched before this one's tokens are read) side by side, taking turns."""
     from agent.engine.base import EngineRequest, SamplingParams
     from agent.engine.gptoss import CoreOptions, EngineCore
 
-    core = EngineCore(model.weights, CoreOptions(max_batch=8, max_context=1024, prefill_chunk=256))
-    gen = torch.Generator().manual_seed(0)
+    # The weights' floor only: the few hundred cached positions add ~0.5% to a step's bytes.
+    floor_ms = active_bytes(model.weights, model.config.experts_per_token) / (bw * 1e9) * 1e3
+    cores = {
+        ahead: EngineCore(model.weights, CoreOptions(max_batch=8, max_context=1024, prefill_chunk=256, run_ahead=ahead))
+        for ahead in (False, True)
+    }  # fmt: skip
     for batch in (1, 8):
-        for _ in range(batch):
-            prompt = torch.randint(0, model.config.vocab_size, (128,), generator=gen).tolist()
-            core.add(EngineRequest(prompt, sampling=SamplingParams(temperature=0.0, max_tokens=200)))
-        for _ in range(6):  # the prompts (a 256-token chunk holds two), then warm decode steps
-            core.step()
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(100):
-            core.step()
-        torch.cuda.synchronize()
-        ms = (time.perf_counter() - start) * 1e3 / 100
-        running = len(core.scheduler.running)
-        core.abort_all()
-        say(f"EngineCore decode, batch {batch} ({running} running): {ms:.3f} ms/step, {batch / ms * 1e3:.1f} tok/s")
+        for _ in range(2):
+            for ahead, core in cores.items():
+                gen = torch.Generator().manual_seed(batch)
+                for _ in range(batch):
+                    prompt = torch.randint(0, model.config.vocab_size, (128,), generator=gen).tolist()
+                    core.add(EngineRequest(prompt, sampling=SamplingParams(temperature=0.0, max_tokens=200)))
+                for _ in range(6):  # the prompts (a 256-token chunk holds two), then warm decode steps
+                    core.step()
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(100):
+                    core.step()
+                torch.cuda.synchronize()  # with run-ahead: the 100th step launched, now done
+                ms = (time.perf_counter() - start) * 1e3 / 100
+                running = len(core.scheduler.running)
+                core.abort_all()
+                floor = f", {floor_ms / ms:.0%} of the floor" if batch == 1 else ""
+                say(f"EngineCore decode{' (run-ahead)' if ahead else ''}, batch {batch} ({running} running): "
+                    f"{ms:.3f} ms/step, {batch / ms * 1e3:.1f} tok/s{floor}")  # fmt: skip
 
 
 def bench_tunings(model: GptOssModel, cache: KVCache, args: argparse.Namespace) -> None:
@@ -469,7 +479,7 @@ def bench_timeline(model: GptOssModel, cache: KVCache, args: argparse.Namespace)
 
     for batch in args.batches:
         ms, release, _ = decode_step(model, cache, batch, args.context)
-        graph = model._decode_graphs.graphs[batch].graph  # type: ignore[attr-defined]
+        graph = model._decode_graphs.graphs[batch][0].graph  # type: ignore[attr-defined]
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             for _ in range(3):
                 graph.replay()
@@ -662,7 +672,7 @@ def run_ours(args: argparse.Namespace, bw: float) -> dict[int, float]:
     cache = decode_cache(model, args)
     ours = bench_decode(model, cache, args, bw)
     if "engine" not in skip:
-        bench_engine_core(model)
+        bench_engine_core(model, bw)
     if "variants" not in skip:
         bench_variants(model, cache, args)
     if "contexts" not in skip:

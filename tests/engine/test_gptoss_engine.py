@@ -215,12 +215,15 @@ def test_a_failed_step_raises_engine_error_and_the_engine_goes_on(checkpoints: C
     assert anyio.run(main).completion_tokens == 3
 
 
-def test_new_request_joins_the_running_batch_at_the_next_step(checkpoints: Checkpoints) -> None:
-    core = make_core(checkpoints("tiny", "hf"), max_batch=4, prefill_chunk=16)
+@pytest.mark.parametrize("run_ahead", [False, True])
+def test_new_request_joins_the_running_batch_at_the_next_step(checkpoints: Checkpoints, run_ahead: bool) -> None:
+    core = make_core(checkpoints("tiny", "hf"), max_batch=4, prefill_chunk=16, run_ahead=run_ahead)
     a = core.add(greedy(range(5), max_tokens=20))
     for _ in range(3):
         core.step()
     b = core.add(greedy(range(40, 50), max_tokens=20))
+    if run_ahead:  # the step launched ahead of the last one lands first
+        assert [rid for rid, _ in core.step()] == [a]
     ids = [rid for rid, _ in core.step()]
     assert ids == [b, a]  # b's prompt read and first token sampled in the same step as a's decode
     while core.has_work:

@@ -355,9 +355,10 @@ def test_step_metadata_kernel_equals_decode_meta(full_width: int) -> None:
     """One launch gives ``KVCache.decode_meta``'s tensors bit for bit, and the live key columns
     ``live_lengths`` counts: rows at position 0, inside and past the sliding window (the ring
     wraps), at the last column, and a padded row (-1). Table entries past a row's blocks hold
-    junk ids, as the graph's buffer may; 3000 columns take several programs a row."""
+    junk ids, as the graph's buffer may; 3000 columns take several programs a row. The same
+    launch resolves the step's tokens: rows staged negative take the fed (sampled) token."""
     from agent.engine.gptoss.kernels.attention import live_lengths
-    from agent.engine.gptoss.kernels.step_meta import decode_meta
+    from agent.engine.gptoss.kernels.step_meta import TokenFeed, decode_meta
     from agent.engine.gptoss.kv_cache import KVCache
     from agent.engine.gptoss.random_checkpoint import preset
 
@@ -370,7 +371,10 @@ def test_step_metadata_kernel_equals_decode_meta(full_width: int) -> None:
     table = torch.randint(0, 1024, (len(positions), table_width), generator=gen)
     rings = torch.tensor([3, 0, 5, 1, 2, 4, 0])
     args = (table.cuda(), rings.cuda(), positions.cuda(), full_width)
-    want, got = cache.decode_meta(*args), decode_meta(cache, *args)
+    staged = torch.tensor([4, -1, 0, -1, 9, -1, 0]).cuda()
+    feed = TokenFeed(staged, torch.tensor([50, 51, 52, 53, 54, 55, 56]).cuda(), torch.full((7,), -9).cuda())
+    want, got = cache.decode_meta(*args), decode_meta(cache, *args, feed=feed)
+    assert feed.out.tolist() == [4, 51, 0, 53, 9, 55, 0]
     assert torch.equal(got.positions, want.positions)
     for g, w in ((got.full, want.full), (got.sliding, want.sliding)):
         for name in ("write_slots", "read_slots", "key_positions"):

@@ -119,6 +119,62 @@ def test_engine_core_graphs_agree_with_eager(small_ckpt: Path, monkeypatch: pyte
     assert agree >= 0.9 * 72
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_run_ahead_gives_the_synchronous_tokens(small_ckpt: Path, dtype: torch.dtype) -> None:
+    """EngineCore launching each decode step before reading the last one's tokens (fed to the
+    graph on the GPU) gives bit for bit the tokens of synchronous steps: greedy and seeded
+    sampling, batches shrinking from 3 to 1 as requests reach their limits."""
+
+    def run(run_ahead: bool) -> tuple[list[list[int]], EngineCore]:
+        opts = CoreOptions(max_batch=3, max_context=128, prefill_chunk=16, run_ahead=run_ahead)
+        core = EngineCore.from_checkpoint(small_ckpt, device="cuda", dtype=dtype, options=opts)
+        sampling = [SamplingParams(temperature=0, max_tokens=24), SamplingParams(temperature=0.8, max_tokens=20, seed=5),
+                    SamplingParams(temperature=1.0, top_p=0.9, max_tokens=12, seed=6)]  # fmt: skip
+        ids = [core.add(EngineRequest(prompt(5 + 7 * i, seed=i), sampling=p)) for i, p in enumerate(sampling)]
+        out: dict[int, list[int]] = {i: [] for i in ids}
+        while core.has_work:
+            for rid, event in core.step():
+                out[rid].extend(getattr(event, "token_ids", ()))
+        return [out[i] for i in ids], core
+
+    (sync, _), (ahead, core) = run(False), run(True)
+    assert [len(t) for t in ahead] == [24, 20, 12]
+    assert ahead == sync
+    assert sorted(core.model._decode_graphs.graphs) == [1, 2, 4]  # type: ignore[attr-defined]
+
+
+def test_a_step_fed_on_the_gpu_while_the_last_one_replays(small_ckpt: Path) -> None:
+    """Two decode steps queued back to back, the second fed the first one's argmax on the GPU:
+    with the first graph's replay still queued, the second step stages into a second graph of
+    the bucket. Logits bit for bit those of steps taken one at a time with host tokens."""
+    weights = load_weights(small_ckpt, device="cuda", dtype=torch.bfloat16)
+    tokens = prompt(9, seed=4)
+
+    def run(queued: bool) -> list[torch.Tensor]:
+        model = GptOssModel(weights, max_positions=64)
+        cache = KVCache(weights.config, num_blocks=8, block_size=16, num_rings=1, prefill_chunk=16,
+                        device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
+        seq = cache.allocate()
+        cache.reserve(seq, 32)
+        meta = cache.build_meta([seq], [0], [len(tokens)])
+        model.forward(torch.tensor([tokens], device="cuda"), meta, cache)
+        model.decode([tokens[-1]], [seq], cache)  # captures the bucket's first graph
+        torch.cuda.synchronize()
+        out = []
+        if queued:
+            torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU time: the next replay waits behind it
+            out.append(model.decode([5], [seq], cache))
+            out.append(model.decode(out[-1].argmax(-1), [seq], cache))
+            assert len(model._decode_graphs.graphs[1]) == 2  # type: ignore[attr-defined]
+        else:
+            out.append(model.decode([5], [seq], cache))
+            out.append(model.decode([int(out[-1].argmax())], [seq], cache))
+        return out
+
+    for got, want in zip(run(True), run(False), strict=True):
+        assert torch.equal(got, want)
+
+
 def test_dependent_launches_change_no_result(small_ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Kernels that start before the previous one has finished (PDL), some reading their weights
     before they wait, must change no bit: every kernel waits for its inputs. Graph replays and

@@ -1,7 +1,17 @@
-"""The synchronous engine core: ``step() = schedule() -> execute() -> update()``.
+"""The engine core: ``step() = schedule() -> execute() -> update()``.
 
 Single-threaded by design; :class:`~agent.engine.gptoss.engine.GptOssEngine` runs it in one
 worker thread and moves requests and events across the thread boundary.
+
+*Run-ahead* (``CoreOptions.run_ahead``): while the same sequences keep decoding, a step launches
+the next decode step, fed with the tokens just sampled on the GPU, before it reads those tokens
+back and updates the scheduler. The GPU then goes from one step to the next without waiting for
+the host's sampling read-back, scheduling and staging (~0.04-0.07 ms of a ~1.5 ms batch-1 step on
+an H200). Tokens and events are the same as without it: each sequence samples from its own
+generator in the same order. A step run ahead for a sequence that then stops (a stop token) is
+discarded; none is launched for a token past a sequence's ``max_tokens``. Any
+change to the batch (a request joins, finishes or is aborted, a prompt is being read) first
+lands the step in flight, and the next step is scheduled as usual.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from agent.errors import EngineError
 
 from .kv_cache import KVCache, SeqCache
 from .model import GptOssModel
-from .sampling import make_generator, sample_batch
+from .sampling import make_generator, sample_batch, sample_tokens
 from .scheduler import Output, Scheduler, Sequence, StepPlan
 from .weights import ModelWeights, load_weights
 
@@ -30,6 +40,17 @@ class CoreOptions:
     block_size: int = 16  # positions per full-attention cache block
     num_blocks: int | None = None  # default: max_batch full contexts
     max_retained: int | None = None  # finished caches kept for prefix reuse; default max_batch
+    run_ahead: bool = True  # launch the next decode step before reading this one's tokens
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    """A decode step launched and sampled whose tokens the host has not read yet."""
+
+    seqs: list[Sequence]
+    tokens: torch.Tensor  # [B] int64 on the model's device: the next step's input
+    host: torch.Tensor  # [B] the tokens' copy on the host (pinned, filled asynchronously on CUDA)
+    copied: torch.cuda.Event | None  # recorded after that copy (None: ``host`` is already filled)
 
 
 class EngineCore:
@@ -56,6 +77,7 @@ class EngineCore:
             max_retained=retained,
         )
         self._ids = itertools.count(1)
+        self._flight: _Flight | None = None
 
     @classmethod
     def from_checkpoint(
@@ -101,6 +123,8 @@ class EngineCore:
         return rid
 
     def abort(self, request_id: int) -> list[Output]:
+        # A step in flight may still write the aborted sequence's freed cache slots: later work
+        # that reuses them runs after it on the same stream. Its token is dropped when it lands.
         out = self.scheduler.abort(request_id)
         return [out] if out is not None else []
 
@@ -109,10 +133,54 @@ class EngineCore:
         return self.scheduler.has_work
 
     def step(self) -> list[Output]:
-        plan = self.scheduler.schedule()
-        if plan.empty:
-            return []
-        return self._execute(plan)
+        flight = self._flight
+        if flight is None:
+            plan = self.scheduler.schedule()
+            if plan.empty:
+                return []
+            if plan.prefills or not self.options.run_ahead:
+                return self._execute(plan)
+            flight = self._launch(plan.decodes, [s.tokens[-1] for s in plan.decodes])
+        self._flight = None
+        if self._can_run_ahead(flight):  # launched before `flight` is read: the GPU never waits
+            self._flight = self._launch(flight.seqs, flight.tokens)
+        return self._land(flight)
+
+    def _can_run_ahead(self, flight: _Flight) -> bool:
+        """May the step after ``flight`` be launched before ``flight`` lands? Only for the same
+        batch (nobody joined, finished or was aborted, nobody waits for a free slot), and when
+        no sequence reaches ``max_tokens`` with ``flight``'s token."""
+        sched = self.scheduler
+        if sched.waiting and len(sched.running) < sched.max_batch:
+            return False
+        same = len(sched.running) == len(flight.seqs)
+        if not same or any(a is not b for a, b in zip(sched.running, flight.seqs, strict=True)):
+            return False
+        return all(len(s.completion) + 2 <= s.max_tokens for s in flight.seqs)
+
+    def _launch(self, seqs: list[Sequence], tokens: list[int] | torch.Tensor) -> _Flight:
+        """Launch one decode step of ``seqs`` and sample it, reading nothing back."""
+        logits = self.model.decode(tokens, [_cache_of(s) for s in seqs], self.cache)
+        new = sample_tokens(logits, [s.request.sampling for s in seqs], [s.generator for s in seqs])
+        if new.device.type != "cuda":
+            return _Flight(seqs, new, new, None)
+        host = torch.empty(new.shape, dtype=new.dtype, pin_memory=True)
+        host.copy_(new, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        return _Flight(seqs, new, host, copied)
+
+    def _land(self, flight: _Flight) -> list[Output]:
+        """Read ``flight``'s tokens and update the scheduler; sequences that finished or were
+        aborted since its launch drop theirs."""
+        if flight.copied is not None:
+            flight.copied.synchronize()
+        live = {id(s) for s in self.scheduler.running}
+        outputs: list[Output] = []
+        for seq, token in zip(flight.seqs, flight.host.tolist(), strict=True):
+            if id(seq) in live:
+                outputs += self.scheduler.update(seq, token)
+        return outputs
 
     def _execute(self, plan: StepPlan) -> list[Output]:
         outputs: list[Output] = []
@@ -146,6 +214,7 @@ class EngineCore:
         return outputs
 
     def abort_all(self) -> list[Output]:
+        self._flight = None
         return self.scheduler.abort_all()
 
 

@@ -105,9 +105,10 @@ class GptOssModel:
                 for lw in weights.layers
             ]  # fmt: skip
 
-    def decode(self, tokens: list[int], seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
+    def decode(self, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
         """One decode step: ``tokens[b]`` appended to ``seqs[b]`` (their lengths advance by one).
-        Returns logits ``[B, V]`` (float32)."""
+        ``tokens`` may be an int64 ``[B]`` tensor on the model's device (sampled by the step
+        before, not read back yet). Returns logits ``[B, V]`` (float32)."""
         # A replay runs no autograd-tracked op, so it skips inference mode's context, whose
         # entry (~5 us) would delay the step's first kernel.
         if kernels.graphs_ok(self.device):
@@ -117,11 +118,12 @@ class GptOssModel:
         return self._decode_eagerly(tokens, seqs, cache)
 
     @torch.inference_mode()
-    def _decode_eagerly(self, tokens: list[int], seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
+    def _decode_eagerly(self, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
         dev = self.weights.device
         meta = cache.build_meta(seqs, [q.length for q in seqs], [1] * len(seqs))
         first = torch.zeros(len(seqs), dtype=torch.long, device=dev)
-        return self.forward(torch.tensor([[t] for t in tokens], device=dev), meta, cache, first)
+        ids = tokens.view(-1, 1) if isinstance(tokens, torch.Tensor) else torch.tensor([[t] for t in tokens], device=dev)
+        return self.forward(ids, meta, cache, first)
 
     @torch.inference_mode()
     def forward(

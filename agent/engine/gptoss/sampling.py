@@ -1,4 +1,8 @@
-"""Next-token choice: greedy, temperature and nucleus (top-p), reproducible per request."""
+"""Next-token choice: greedy, temperature and nucleus (top-p), reproducible per request.
+
+Tokens are chosen on the logits' device and stay there (:func:`sample_tokens`), so the engine can
+feed them to the next decode step before the host has read them (``EngineCore``'s run-ahead).
+"""
 
 from __future__ import annotations
 
@@ -17,19 +21,33 @@ def make_generator(params: SamplingParams, device: torch.device) -> torch.Genera
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
-    """Pick one token from float32 ``logits [V]``."""
-    if params.temperature == 0 or generator is None:
-        return int(logits.argmax())
+def _sample_row(
+    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator
+) -> torch.Tensor:
+    """One token from float32 ``logits [V]`` at ``params.temperature > 0``: a ``[1]`` tensor on
+    the logits' device (no host synchronisation)."""
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
     if params.top_p < 1.0:
         sorted_probs, order = probs.sort(descending=True)
         # Keep the smallest prefix whose mass reaches top_p (the top token always survives).
         before = sorted_probs.cumsum(-1) - sorted_probs
         sorted_probs = sorted_probs.masked_fill(before >= params.top_p, 0.0)
-        choice = torch.multinomial(sorted_probs, 1, generator=generator)
-        return int(order[choice])
-    return int(torch.multinomial(probs, 1, generator=generator))
+        return order[torch.multinomial(sorted_probs, 1, generator=generator)]
+    return torch.multinomial(probs, 1, generator=generator)
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    params: list[SamplingParams],
+    generators: list[torch.Generator | None],
+) -> torch.Tensor:
+    """One token per row of ``logits [B, V]`` as an int64 ``[B]`` tensor on their device, with no
+    host synchronisation; greedy rows share one ``argmax``."""
+    tokens = logits.argmax(dim=-1)
+    for i, (p, g) in enumerate(zip(params, generators, strict=True)):
+        if p.temperature != 0 and g is not None:
+            tokens[i : i + 1] = _sample_row(logits[i], p, g)
+    return tokens
 
 
 def sample_batch(
@@ -37,9 +55,5 @@ def sample_batch(
     params: list[SamplingParams],
     generators: list[torch.Generator | None],
 ) -> list[int]:
-    """One token per row of ``logits [B, V]``; greedy rows share one ``argmax``."""
-    greedy = logits.argmax(dim=-1).tolist()
-    return [
-        greedy[i] if p.temperature == 0 else sample(logits[i], p, g)
-        for i, (p, g) in enumerate(zip(params, generators, strict=True))
-    ]
+    """:func:`sample_tokens`, read back to the host."""
+    return sample_tokens(logits, params, generators).tolist()

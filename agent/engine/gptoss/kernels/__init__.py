@@ -68,7 +68,7 @@ def graphs_ok(device: torch.device) -> bool:
 
 
 def graphed_decode(
-    model: GptOssModel, tokens: list[int], seqs: list[SeqCache], cache: KVCache
+    model: GptOssModel, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache
 ) -> torch.Tensor | None:
     """Logits of one decode step from a captured graph (the sequences' lengths advance), or
     None when none fits (then nothing changed: run eagerly)."""

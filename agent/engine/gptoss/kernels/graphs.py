@@ -12,7 +12,14 @@ it removes the CPU from the step. Shapes in the graph are fixed, so:
 The graph's inputs are one int64 buffer (tokens, positions, rings, block tables). The host
 writes them into pinned memory and the graph's first node copies them over; the attention
 metadata is computed from them inside the graph, in one launch (``step_meta.decode_meta``, the
-layout of ``KVCache.decode_meta``).
+layout of ``KVCache.decode_meta``). A step's tokens may instead be a device tensor (sampled by
+the step before, not yet read by the host): they are copied to the graph's feed buffer and the
+staged tokens say -1 (the metadata launch resolves them).
+
+A bucket holds up to two graphs, each with its own staging buffer: while one replay is queued or
+running, the host stages the next step into the other (``EngineCore``'s run-ahead launches a
+step before reading the one before). They share one memory pool: replays on one stream never
+overlap.
 Building the metadata on the host and copying it piece by piece cost ~0.5 ms a step on the
 H200's host, a quarter of a batch-1 step, with the GPU idle; ``KVCache.decode_meta``'s twenty
 PyTorch ops in the graph cost 0.11 ms. Every CUDA call the host makes before the replay delays
@@ -32,6 +39,7 @@ import structlog
 import torch
 
 from . import capture_state, step_meta
+from .step_meta import TokenFeed
 
 if TYPE_CHECKING:
     from ..kv_cache import KVCache, SeqCache
@@ -55,7 +63,7 @@ class _Capturing:
 class DecodeGraph:
     """``model.forward`` for ``[batch, 1]`` tokens, captured once, replayed per step."""
 
-    def __init__(self, model: GptOssModel, cache: KVCache, batch: int) -> None:
+    def __init__(self, model: GptOssModel, cache: KVCache, batch: int, pool: tuple[int, int] | None = None) -> None:
         dev = model.weights.device
         self.batch = batch
         self.full_width = model.rope.shape[0]
@@ -67,15 +75,16 @@ class DecodeGraph:
         # The host writes the staging buffer through a memoryview: no torch op, no CUDA call.
         self.host = memoryview((ctypes.c_int64 * size).from_address(self.staging.data_ptr())).cast("B").cast("q")
         self.replayed = torch.cuda.Event()  # the last replay is done: the staging buffer is free
-        self.tokens = self.inputs[:batch].view(batch, 1)
+        self.feed = torch.zeros(batch, dtype=torch.long, device=dev)  # tokens staged -1 come from here
+        tokens = TokenFeed(self.inputs[:batch], self.feed, torch.zeros(batch, dtype=torch.long, device=dev))
         positions, rings = self.inputs[batch : 2 * batch], self.inputs[2 * batch : 3 * batch]
         table = self.inputs[3 * batch :].view(batch, self.table_width)
         self.logit_index = torch.zeros(batch, dtype=torch.long, device=dev)
 
         def forward() -> torch.Tensor:
             self.inputs.copy_(self.staging, non_blocking=True)  # captured: the graph's first node
-            meta = step_meta.decode_meta(cache, table, rings, positions, self.full_width)
-            return model.forward(self.tokens, meta, cache, self.logit_index)
+            meta = step_meta.decode_meta(cache, table, rings, positions, self.full_width, feed=tokens)
+            return model.forward(tokens.out.view(batch, 1), meta, cache, self.logit_index)
 
         with _Capturing():
             side = torch.cuda.Stream()
@@ -85,20 +94,30 @@ class DecodeGraph:
                     forward()
             torch.cuda.current_stream().wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            with torch.cuda.graph(self.graph, pool=pool):
                 self.logits = forward()
         log.info("decode_graph.captured", batch=batch, full_width=self.full_width)
 
     def fits(self, seqs: list[SeqCache]) -> bool:
         return all(q.length < self.full_width and len(q.blocks) <= self.table_width for q in seqs)
 
-    def run(self, tokens: list[int], positions: list[int], rings: list[int], tables: list[list[int]]) -> torch.Tensor:
-        """Write the step's inputs into the staging buffer and replay (the graph copies them in)."""
+    def busy(self) -> bool:
+        """Is a replay of this graph queued or running (its staging buffer not free yet)?"""
+        return not self.replayed.query()
+
+    def run(
+        self, tokens: list[int] | torch.Tensor, positions: list[int], rings: list[int], tables: list[list[int]]
+    ) -> torch.Tensor:
+        """Write the step's inputs into the staging buffer and replay (the graph copies them in).
+        ``tokens`` on the device (``[B]`` int64) are copied to the feed buffer instead."""
         b, size, host = len(tokens), self.batch, self.host
         # Padded rows must get position -1 (no key is written for them); their tokens, rings
         # and every table entry past a sequence's blocks may hold anything a previous step left
         # there (valid ids, masked out).
         pad = [0] * (size - b)
+        if isinstance(tokens, torch.Tensor):
+            self.feed[:b].copy_(tokens, non_blocking=True)  # queued after the kernels that sampled them
+            tokens = [-1] * b
         head = array("q", [*tokens, *pad, *positions, *[-1] * (size - b), *rings, *pad])
         self.replayed.synchronize()  # the previous replay has copied the buffer out
         host[: 3 * size] = head
@@ -112,33 +131,39 @@ class DecodeGraph:
 
 
 class DecodeGraphs:
-    """One :class:`DecodeGraph` per batch bucket, made on first use, for one model and cache."""
+    """Per batch bucket one :class:`DecodeGraph`, made on first use, and a second one made when
+    a step is launched while the first one's replay is still queued; for one model and cache."""
 
     def __init__(self, model: GptOssModel, cache: KVCache) -> None:
         self.model = model
         self.cache = cache
-        self.graphs: dict[int, DecodeGraph] = {}
+        self.graphs: dict[int, list[DecodeGraph]] = {}
 
     def bucket(self, batch: int) -> int | None:
         i = bisect.bisect_left(BUCKETS, batch)
         return BUCKETS[i] if i < len(BUCKETS) else None
 
-    def forward(self, tokens: list[int], seqs: list[SeqCache]) -> torch.Tensor | None:
+    def forward(self, tokens: list[int] | torch.Tensor, seqs: list[SeqCache]) -> torch.Tensor | None:
         """Logits ``[B, V]`` of appending ``tokens[b]`` to ``seqs[b]`` (their lengths advance),
         from a replay; None when no graph fits (then nothing changed: run eagerly)."""
         size = self.bucket(len(seqs))
         if size is None:
             return None
-        graph = self.graphs.get(size)
-        if graph is None:
-            graph = self.graphs[size] = DecodeGraph(self.model, self.cache, size)
+        pair = self.graphs.setdefault(size, [])
+        if not pair:
+            pair.append(DecodeGraph(self.model, self.cache, size))
+        graph = pair[0]
+        if graph.busy():
+            if len(pair) == 1:
+                pair.append(DecodeGraph(self.model, self.cache, size, pool=graph.graph.pool()))
+            graph = pair[1]
         if not graph.fits(seqs):
             return None
         return graph.run(tokens, *self.cache.decode_inputs(seqs))
 
 
 def graphed_decode(
-    model: GptOssModel, tokens: list[int], seqs: list[SeqCache], cache: KVCache
+    model: GptOssModel, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache
 ) -> torch.Tensor | None:
     """The model hook's entry: replay (capturing first if needed) or None to run eagerly."""
     graphs: DecodeGraphs | None = getattr(model, "_decode_graphs", None)

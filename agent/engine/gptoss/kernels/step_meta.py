@@ -6,9 +6,15 @@ each a launch of its own that waits for the one before: inside the captured batc
 (row, block of key columns) computes the positions, the write slots, both layer types' read slots
 and key positions, and the live key columns per row, which the attention kernels would otherwise
 count with a reduction launch per layer type.
+
+With a token *feed* the same launch also resolves the step's tokens: a row whose staged token is
+negative takes the token that the previous step sampled on the GPU (``EngineCore``'s run-ahead
+feeds a step before the host has read the one before it).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -17,12 +23,23 @@ import triton.language as tl
 from ..kv_cache import AttentionMeta, KVCache, LayerTypeMeta
 
 
+@dataclass(frozen=True, slots=True)
+class TokenFeed:
+    """Where a decode step's tokens come from: ``staged [B]`` (from the host), or for rows
+    staged negative ``feed [B]`` (a device tensor); resolved into ``out [B]``."""
+
+    staged: torch.Tensor
+    feed: torch.Tensor
+    out: torch.Tensor
+
+
 @triton.jit
 def _decode_meta(
     table_ptr, table_width, rings_ptr, positions_ptr,  # [B, T] block ids, [B], [B] (-1: padding)
     pos_out, f_write, f_read, f_pos, f_len, s_write, s_read, s_pos, s_len,  # see decode_meta
     full_width, span, block_size, ring_size,
-    BLOCK: tl.constexpr,
+    staged_ptr, feed_ptr, tokens_out,  # FEED: [B] each (see TokenFeed)
+    BLOCK: tl.constexpr, FEED: tl.constexpr,
 ):  # fmt: skip
     b = tl.program_id(0)
     cb = tl.program_id(1)
@@ -53,13 +70,18 @@ def _decode_meta(
         tl.store(s_write + b, tl.where(live_row, ring_base + start % ring_size, 0))
         tl.store(f_len + b, tl.minimum(end, full_width).to(tl.int32))
         tl.store(s_len + b, tl.minimum(end, span).to(tl.int32))
+        if FEED:
+            token = tl.load(staged_ptr + b)
+            tl.store(tokens_out + b, tl.where(token < 0, tl.load(feed_ptr + b), token))
 
 
 def decode_meta(
-    cache: KVCache, table: torch.Tensor, rings: torch.Tensor, positions: torch.Tensor, full_width: int
+    cache: KVCache, table: torch.Tensor, rings: torch.Tensor, positions: torch.Tensor, full_width: int,
+    feed: TokenFeed | None = None,
 ) -> AttentionMeta:
     """:meth:`KVCache.decode_meta` (same arguments, same tensors) plus each layer type's live key
-    columns (``LayerTypeMeta.lengths``), from one launch."""
+    columns (``LayerTypeMeta.lengths``), from one launch; with ``feed``, the step's tokens are
+    resolved into ``feed.out`` in the same launch."""
     b = table.shape[0]
     dev = table.device
     span = min(cache.ring_size, cache.config.sliding_window)
@@ -77,7 +99,9 @@ def decode_meta(
     _decode_meta[(b, triton.cdiv(max(full_width, span), block))](
         table, table.shape[1], rings.contiguous(), positions.contiguous(),
         pos, f_write, f_read, f_pos, f_len, s_write, s_read, s_pos, s_len,
-        full_width, span, cache.block_size, cache.ring_size, BLOCK=block, num_warps=4,
+        full_width, span, cache.block_size, cache.ring_size,
+        *((feed.staged, feed.feed, feed.out) if feed is not None else (pos, pos, pos)),
+        BLOCK=block, FEED=feed is not None, num_warps=4,
     )  # fmt: skip
     return AttentionMeta(
         positions=pos,
