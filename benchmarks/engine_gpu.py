@@ -6,6 +6,8 @@ distributions as ``random_checkpoint``), so no 13-65 GB checkpoint is written. P
 - the device and its measured copy bandwidth (bytes read + written, like the floor's 3.0 TB/s);
 - our decode tokens/s at each batch (CUDA-graph replays of the whole step, sampling excluded),
   bytes per token (active weights + live KV), achieved GB/s and the fraction of the floor;
+- the engine's own decode loop (``EngineCore.step()``, sampling and read-back included) at
+  batches 1 and 8, stepping synchronously and with run-ahead;
 - decode at batch 1 across context lengths (attention reads only the live cache);
 - prefill tokens/s of one 2k-token prompt; peak memory for one 4k-context sequence;
 - transformers' GptOssForCausalLM (bf16 experts, eager) at batches 1 and 8 and the ratio;
