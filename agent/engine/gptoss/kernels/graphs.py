@@ -15,17 +15,17 @@ metadata is computed from them inside the graph, in one launch (``step_meta.deco
 layout of ``KVCache.decode_meta``). A step's tokens may instead be a device tensor (sampled by
 the step before, not yet read by the host): they are copied to the graph's feed buffer and the
 staged tokens say -1 (the metadata launch resolves them).
-
-A bucket holds up to two graphs, each with its own staging buffer: while one replay is queued or
-running, the host stages the next step into the other (``EngineCore``'s run-ahead launches a
-step before reading the one before). They share one memory pool: replays on one stream never
-overlap.
 Building the metadata on the host and copying it piece by piece cost ~0.5 ms a step on the
 H200's host, a quarter of a batch-1 step, with the GPU idle; ``KVCache.decode_meta``'s twenty
 PyTorch ops in the graph cost 0.11 ms. Every CUDA call the host makes before the replay delays
 the step's first kernel by its cost (5-15 us each on the H200's host): with the copy outside the
 graph, the copy and the event marking it done cost 0.02-0.07 ms of a 1.5 ms step
 (results_engine_gpu.txt, runs 111-113).
+
+A bucket holds up to two graphs, each with its own staging buffer: while one replay is queued or
+running, the host stages the next step into the other (``EngineCore``'s run-ahead launches a
+step before reading the one before). They share one memory pool: replays on one stream never
+overlap.
 """
 
 from __future__ import annotations
