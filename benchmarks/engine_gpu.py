@@ -214,16 +214,15 @@ def tuning_variants() -> list[dict[str, object]]:
     ]
 
 
-def bench_engine_core(model: GptOssModel, bw: float) -> None:
+def bench_engine_core(model: GptOssModel, floor_ms: float) -> None:
     """The engine's own decode loop, ``EngineCore.step()`` (scheduling, the step's inputs, the
     replay, sampling, reading the tokens back), per step at batch 1 and 8: set beside the
     ``decode_step`` lines above, what the host adds. Synchronous steps and run-ahead (the next
-    step launched before this one's tokens are read) side by side, taking turns."""
+    step launched before this one's tokens are read) side by side, taking turns. ``floor_ms``:
+    the batch-1 floor of the weights alone (the few hundred cached positions add ~0.5%)."""
     from agent.engine.base import EngineRequest, SamplingParams
     from agent.engine.gptoss import CoreOptions, EngineCore
 
-    # The weights' floor only: the few hundred cached positions add ~0.5% to a step's bytes.
-    floor_ms = active_bytes(model.weights, model.config.experts_per_token) / (bw * 1e9) * 1e3
     cores = {
         ahead: EngineCore(model.weights, CoreOptions(max_batch=8, max_context=1024, prefill_chunk=256, run_ahead=ahead))
         for ahead in (False, True)
@@ -674,7 +673,7 @@ def run_ours(args: argparse.Namespace, bw: float) -> dict[int, float]:
     cache = decode_cache(model, args)
     ours = bench_decode(model, cache, args, bw)
     if "engine" not in skip:
-        bench_engine_core(model, bw)
+        bench_engine_core(model, floor_b / bw / 1e6)
     if "variants" not in skip:
         bench_variants(model, cache, args)
     if "contexts" not in skip:

@@ -31,6 +31,17 @@ def calls(
     return out
 
 
+def tokens_of(out: list[list[Output]], rid: int) -> list[int]:
+    """Request ``rid``'s tokens over every call's outputs."""
+    return [
+        t
+        for o in out
+        for r, e in o
+        if r == rid and not isinstance(e, Finished)
+        for t in e.token_ids
+    ]
+
+
 def test_run_ahead_gives_the_tokens_and_events_of_synchronous_steps(
     checkpoints: Checkpoints,
 ) -> None:
@@ -86,10 +97,10 @@ def test_a_step_runs_ahead_only_while_the_batch_stays_the_same(checkpoints: Chec
     out.append(core.step())  # lands a's third token, launches nothing (b waits for a slot)
     assert core._flight is None
     out += calls(core, {})
-    tokens = {rid: [t for o in out for r, e in o if r == rid and not isinstance(e, Finished) for t in e.token_ids]
-              for rid in (a, b)}  # fmt: skip
     assert [len(o) for o in out[:3]] == [1, 1, 1]
-    assert len(tokens[a]) == 6 and len(tokens[b]) == 4 and not core.scheduler.running
+    assert (
+        len(tokens_of(out, a)) == 6 and len(tokens_of(out, b)) == 4 and not core.scheduler.running
+    )
 
 
 @pytest.mark.parametrize("at_call", [2, 3, 5])
@@ -108,22 +119,13 @@ def test_aborting_with_a_step_in_flight(checkpoints: Checkpoints, at_call: int) 
 
     (sync, _), (ahead, core) = run(False), run(True)
 
-    def tokens(out: list[list[Output]], rid: int) -> list[int]:
-        return [
-            t
-            for o in out
-            for r, e in o
-            if r == rid and not isinstance(e, Finished)
-            for t in e.token_ids
-        ]
-
     def finished(out: list[list[Output]], rid: int) -> Finished:
         [done] = [e for o in out for r, e in o if r == rid and isinstance(e, Finished)]
         return done
 
     for rid in (1, 2):
-        assert tokens(ahead, rid) == tokens(sync, rid)
+        assert tokens_of(ahead, rid) == tokens_of(sync, rid)
         assert finished(ahead, rid) == finished(sync, rid)
-    assert finished(ahead, 1).reason is FinishReason.ABORT and len(tokens(ahead, 2)) == 10
+    assert finished(ahead, 1).reason is FinishReason.ABORT and len(tokens_of(ahead, 2)) == 10
     assert sorted(core.cache.free_blocks) == list(range(core.cache.num_blocks))
     assert len(core.cache.free_rings) == 2  # one per batch slot, none retained

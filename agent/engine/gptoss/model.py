@@ -119,7 +119,7 @@ class GptOssModel:
 
     @torch.inference_mode()
     def _decode_eagerly(self, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
-        dev = self.weights.device
+        dev = self.device
         meta = cache.build_meta(seqs, [q.length for q in seqs], [1] * len(seqs))
         first = torch.zeros(len(seqs), dtype=torch.long, device=dev)
         ids = tokens.view(-1, 1) if isinstance(tokens, torch.Tensor) else torch.tensor([[t] for t in tokens], device=dev)

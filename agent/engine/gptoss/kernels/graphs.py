@@ -109,7 +109,8 @@ class DecodeGraph:
         self, tokens: list[int] | torch.Tensor, positions: list[int], rings: list[int], tables: list[list[int]]
     ) -> torch.Tensor:
         """Write the step's inputs into the staging buffer and replay (the graph copies them in).
-        ``tokens`` on the device (``[B]`` int64) are copied to the feed buffer instead."""
+        ``tokens`` on the device (``[B]`` int64) are copied to the feed buffer instead. The
+        previous replay must be done (:meth:`busy` false): it has copied the buffer out."""
         b, size, host = len(tokens), self.batch, self.host
         # Padded rows must get position -1 (no key is written for them); their tokens, rings
         # and every table entry past a sequence's blocks may hold anything a previous step left
@@ -119,7 +120,6 @@ class DecodeGraph:
             self.feed[:b].copy_(tokens, non_blocking=True)  # queued after the kernels that sampled them
             tokens = [-1] * b
         head = array("q", [*tokens, *pad, *positions, *[-1] * (size - b), *rings, *pad])
-        self.replayed.synchronize()  # the previous replay has copied the buffer out
         host[: 3 * size] = head
         row = 3 * size
         for table in tables:
@@ -157,6 +157,7 @@ class DecodeGraphs:
             if len(pair) == 1:
                 pair.append(DecodeGraph(self.model, self.cache, size, pool=graph.graph.pool()))
             graph = pair[1]
+            graph.replayed.synchronize()  # both queued: the older one's copy must be out first
         if not graph.fits(seqs):
             return None
         return graph.run(tokens, *self.cache.decode_inputs(seqs))
