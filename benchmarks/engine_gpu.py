@@ -217,19 +217,26 @@ def tuning_variants() -> list[dict[str, object]]:
 def bench_engine_core(model: GptOssModel, floor_ms: float) -> None:
     """The engine's own decode loop, ``EngineCore.step()`` (scheduling, the step's inputs, the
     replay, sampling, reading the tokens back), per step at batch 1 and 8: set beside the
-    ``decode_step`` lines above, what the host adds. Synchronous steps and run-ahead (the next
-    step launched before this one's tokens are read) side by side, taking turns. ``floor_ms``:
-    the batch-1 floor of the weights alone (the few hundred cached positions add ~0.5%)."""
+    ``decode_step`` lines above, what the host adds. Side by side, taking turns: synchronous
+    steps, run-ahead (the next step launched before this one's tokens are read) with the argmax
+    launched after each replay, and run-ahead with the greedy tokens chosen inside the graph
+    (the default). ``floor_ms``: the batch-1 floor of the weights alone (the few hundred cached
+    positions add ~0.5%)."""
     from agent.engine.base import EngineRequest, SamplingParams
     from agent.engine.gptoss import CoreOptions, EngineCore
 
+    modes = {
+        "": {"run_ahead": False},
+        " (run-ahead, argmax launched)": {"greedy_in_graph": False},
+        " (run-ahead)": {},
+    }
     cores = {
-        ahead: EngineCore(model.weights, CoreOptions(max_batch=8, max_context=1024, prefill_chunk=256, run_ahead=ahead))
-        for ahead in (False, True)
+        label: EngineCore(model.weights, CoreOptions(max_batch=8, max_context=1024, prefill_chunk=256, **kw))
+        for label, kw in modes.items()
     }  # fmt: skip
     for batch in (1, 8):
         for _ in range(2):
-            for ahead, core in cores.items():
+            for label, core in cores.items():
                 gen = torch.Generator().manual_seed(batch)
                 for _ in range(batch):
                     prompt = torch.randint(0, model.config.vocab_size, (128,), generator=gen).tolist()
@@ -245,7 +252,7 @@ def bench_engine_core(model: GptOssModel, floor_ms: float) -> None:
                 running = len(core.scheduler.running)
                 core.abort_all()
                 floor = f", {floor_ms / ms:.0%} of the floor" if batch == 1 else ""
-                say(f"EngineCore decode{' (run-ahead)' if ahead else ''}, batch {batch} ({running} running): "
+                say(f"EngineCore decode{label}, batch {batch} ({running} running): "
                     f"{ms:.3f} ms/step, {batch / ms * 1e3:.1f} tok/s{floor}")  # fmt: skip
 
 

@@ -356,11 +356,14 @@ def test_step_metadata_kernel_equals_decode_meta(full_width: int) -> None:
     ``live_lengths`` counts: rows at position 0, inside and past the sliding window (the ring
     wraps), at the last column, and a padded row (-1). Table entries past a row's blocks hold
     junk ids, as the graph's buffer may; 3000 columns take several programs a row. The same
-    launch resolves the step's tokens: rows staged negative take the fed (sampled) token."""
+    launch resolves the step's tokens: rows staged -1 take the fed (sampled) token, rows staged
+    -2 - s the greedy choice packed in row s of the choices, and the graph's own row of choices
+    is reset for its atomics."""
     from agent.engine.gptoss.kernels.attention import live_lengths
     from agent.engine.gptoss.kernels.step_meta import TokenFeed, decode_meta
     from agent.engine.gptoss.kv_cache import KVCache
     from agent.engine.gptoss.random_checkpoint import preset
+    from agent.engine.gptoss.sampling import NO_CHOICE, pack_greedy
 
     cfg = preset("custom", sliding_window=8)
     cache = KVCache(cfg, num_blocks=1024, block_size=4, num_rings=6, prefill_chunk=6,
@@ -371,10 +374,14 @@ def test_step_metadata_kernel_equals_decode_meta(full_width: int) -> None:
     table = torch.randint(0, 1024, (len(positions), table_width), generator=gen)
     rings = torch.tensor([3, 0, 5, 1, 2, 4, 0])
     args = (table.cuda(), rings.cuda(), positions.cuda(), full_width)
-    staged = torch.tensor([4, -1, 0, -1, 9, -1, 0]).cuda()
-    feed = TokenFeed(staged, torch.tensor([50, 51, 52, 53, 54, 55, 56]).cuda(), torch.full((7,), -9).cuda())
+    staged = torch.tensor([4, -1, 0, -2, 9, -3, -2]).cuda()
+    logits = torch.randn(2, 7, 900, generator=gen)
+    chosen = torch.stack([pack_greedy(logits[0]), pack_greedy(logits[1])]).cuda()
+    picks = logits.argmax(-1).tolist()
+    feed = TokenFeed(staged, torch.tensor([50, 51, 52, 53, 54, 55, 56]).cuda(), torch.full((7,), -9).cuda(), chosen, 1)
     want, got = cache.decode_meta(*args), decode_meta(cache, *args, feed=feed)
-    assert feed.out.tolist() == [4, 51, 0, 53, 9, 55, 0]
+    assert feed.out.tolist() == [4, 51, 0, picks[0][3], 9, picks[1][5], picks[0][6]]
+    assert chosen[1].tolist() == [NO_CHOICE] * 7 and torch.equal(chosen[0].cpu(), pack_greedy(logits[0]))
     assert torch.equal(got.positions, want.positions)
     for g, w in ((got.full, want.full), (got.sliding, want.sliding)):
         for name in ("write_slots", "read_slots", "key_positions"):
@@ -400,6 +407,40 @@ def test_unembedding_float32_logits(rows: int) -> None:
         return
     assert got.dtype == torch.float32 and got.shape == (rows, 50_000)
     assert rel_err(got, h.double() @ w.double().T) < 1e-4
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+@pytest.mark.parametrize("negative", [False, True])
+def test_unembedding_chooses_argmaxs_token(rows: int, negative: bool) -> None:
+    """With a choice buffer, the unembedding's programs fold each row's greedy token into it:
+    the packed value ``sampling.pack_greedy`` makes of the logits the launch wrote, so argmax's
+    token, the first of tied columns (planted in different programs and in one program), also
+    where every logit is negative. One row takes the GEMV, several the split-K dot; neither
+    slices K then, though the one-row tuning below would."""
+    from agent.engine.gptoss import kernels
+    from agent.engine.gptoss.kernels.linear import LinearTuning, linear_partials
+    from agent.engine.gptoss.sampling import NO_CHOICE, pack_greedy, unpack_greedy
+
+    gen = torch.Generator().manual_seed(rows)
+    h = torch.randn(rows, 2880, generator=gen)
+    w = torch.randn(50_000, 2880, generator=gen) / math.sqrt(2880)
+    ties = [(700 + r, 30_001 + 97 * r) for r in range(rows)]
+    for r, (a, b) in enumerate(ties):
+        w[a] = w[b] = w[b + 1] = h[r] / 8  # the row's largest logit, three times
+    if negative:
+        h, w = h.abs(), -w.abs()
+    h, w = h.to(torch.bfloat16).cuda(), w.to(torch.bfloat16).cuda()
+    best = torch.full((rows,), NO_CHOICE, dtype=torch.int64, device="cuda")
+    logits = kernels.unembed(h, w, best)
+    assert logits is not None
+    assert torch.equal(best, pack_greedy(logits))
+    want = logits.argmax(-1).tolist()
+    assert [unpack_greedy(v) for v in best.tolist()] == want
+    if not negative:
+        assert want == [a for a, _ in ties]
+    best.fill_(NO_CHOICE)
+    parts = linear_partials(h, w, None, LinearTuning(gemv_block_k=64, gemv_programs_per_sm=10_000), best=best)
+    assert parts.shape[1] == 1 and torch.equal(best, pack_greedy(parts[:, 0]))
 
 
 @pytest.mark.parametrize("parts", [1, 3])

@@ -143,6 +143,60 @@ def test_run_ahead_gives_the_synchronous_tokens(small_ckpt: Path, dtype: torch.d
     assert sorted(core.model._decode_graphs.graphs) == [1, 2, 4]  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_greedy_steps_choose_their_tokens_in_the_graph(small_ckpt: Path, dtype: torch.dtype) -> None:
+    """Greedy batches with run-ahead: each step's graph chooses its tokens (the unembedding's
+    atomics) and the next graph reads them where they were written. The tokens are bit for bit
+    those of synchronous steps (the logits' argmax on the host side), through buckets 4, 2 and 1
+    (the split-K dot and the one-row GEMV) as requests reach their limits, and the steps did go
+    through the graphs' choice, alternating the bucket's two graphs."""
+
+    def run(run_ahead: bool) -> tuple[list[list[int]], EngineCore, list[object]]:
+        opts = CoreOptions(max_batch=3, max_context=128, prefill_chunk=16, run_ahead=run_ahead)
+        core = EngineCore.from_checkpoint(small_ckpt, device="cuda", dtype=dtype, options=opts)
+        chosen: list[object] = []
+        decode_greedy = core.model.decode_greedy
+
+        def counted(*args: object) -> object:
+            chosen.append(decode_greedy(*args))  # type: ignore[arg-type]
+            return chosen[-1]
+
+        core.model.decode_greedy = counted  # type: ignore[method-assign]
+        ids = [
+            core.add(EngineRequest(prompt(5 + 7 * i, seed=i), sampling=SamplingParams(temperature=0, max_tokens=n)))
+            for i, n in enumerate((24, 18, 9))
+        ]
+        out: dict[int, list[int]] = {i: [] for i in ids}
+        while core.has_work:
+            for rid, event in core.step():
+                out[rid].extend(getattr(event, "token_ids", ()))
+        return [out[i] for i in ids], core, chosen
+
+    (sync, _, none), (ahead, core, chosen) = run(False), run(True)
+    assert [len(t) for t in ahead] == [24, 18, 9]
+    assert ahead == sync
+    assert none == [] and len(chosen) > 20 and all(c is not None for c in chosen)
+    graphs = core.model._decode_graphs.graphs  # type: ignore[attr-defined]
+    assert sorted(graphs) == [1, 2, 4] and all(len(pair) == 2 for pair in graphs.values())
+
+
+def test_no_greedy_step_where_the_unembedding_cannot_choose(small_ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the unembedding left to cuBLAS (as past 16 rows), the graph chooses no tokens:
+    ``decode_greedy`` declines before running anything, and ``decode`` still replays."""
+    from agent.engine.gptoss.kernels import linear
+
+    monkeypatch.setattr(linear, "TUNING", linear.LinearTuning(logits=False))
+    weights = load_weights(small_ckpt, device="cuda", dtype=torch.bfloat16)
+    model = GptOssModel(weights, max_positions=64)
+    cache = KVCache(weights.config, num_blocks=8, block_size=16, num_rings=1, prefill_chunk=16,
+                    device=torch.device("cuda"), dtype=torch.bfloat16)  # fmt: skip
+    seq = cache.allocate()
+    cache.reserve(seq, 32)
+    assert model.decode_greedy([3], [seq], cache) is None and seq.length == 0
+    assert model.decode([3], [seq], cache).shape == (1, SMALL.vocab_size) and seq.length == 1
+    assert [g.chooses for g in model._decode_graphs.graphs[1]] == [False]  # type: ignore[attr-defined]
+
+
 def test_a_step_fed_on_the_gpu_while_the_last_one_replays(small_ckpt: Path) -> None:
     """Two decode steps queued back to back, the second fed the first one's argmax on the GPU:
     with the first graph's replay still queued, the second step stages into a second graph of

@@ -13,6 +13,12 @@ order. A step run ahead for a sequence that then stops (a stop token) is discard
 launched for a token past a sequence's ``max_tokens``. Any change to the batch (a request joins,
 finishes or is aborted, a prompt is being read) first lands the step in flight, and the next step
 is scheduled as usual: a request that joins starts one step later than without run-ahead.
+
+*Greedy steps in the graph* (``CoreOptions.greedy_in_graph``): when every sequence of a step
+decodes greedily, the step's CUDA graph chooses the tokens itself and copies them to the host
+(``GptOssModel.decode_greedy``), and the next step's graph reads them where they were written:
+with run-ahead the GPU then runs one replay after another with nothing launched in between.
+The tokens are argmax's (the GPU tests check them against the logits' argmax).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from agent.errors import EngineError
 
 from .kv_cache import KVCache, SeqCache
 from .model import GptOssModel
-from .sampling import make_generator, sample_batch, sample_tokens
+from .sampling import GreedyTokens, StepTokens, make_generator, sample_batch, sample_tokens
 from .scheduler import Output, Scheduler, Sequence, StepPlan
 from .weights import ModelWeights, load_weights
 
@@ -42,6 +48,7 @@ class CoreOptions:
     num_blocks: int | None = None  # default: max_batch full contexts
     max_retained: int | None = None  # finished caches kept for prefix reuse; default max_batch
     run_ahead: bool = True  # launch the next decode step before reading this one's tokens
+    greedy_in_graph: bool = True  # run-ahead greedy steps choose their tokens inside the CUDA graph
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +56,18 @@ class _Flight:
     """A decode step launched and sampled whose tokens the host has not read yet."""
 
     seqs: list[Sequence]
-    tokens: torch.Tensor  # [B] int64 on the model's device: the next step's input
-    host: torch.Tensor  # [B] the tokens' copy on the host (pinned, filled asynchronously on CUDA)
+    tokens: torch.Tensor | GreedyTokens  # on the model's device: the next step's input
+    host: torch.Tensor | None  # [B] the tokens' copy on the host (pinned, filled asynchronously on CUDA)
     copied: torch.cuda.Event | None  # recorded after that copy (None: ``host`` is already filled)
+
+    def read(self) -> list[int]:
+        """The step's tokens on the host, once the copy (or the graph's replay) is done."""
+        if isinstance(self.tokens, GreedyTokens):
+            return self.tokens.tolist()
+        assert self.host is not None
+        if self.copied is not None:
+            self.copied.synchronize()
+        return self.host.tolist()
 
 
 class EngineCore:
@@ -159,9 +175,14 @@ class EngineCore:
             return False
         return all(len(s.completion) + 2 <= s.max_tokens for s in flight.seqs)
 
-    def _launch(self, seqs: list[Sequence], tokens: list[int] | torch.Tensor) -> _Flight:
+    def _launch(self, seqs: list[Sequence], tokens: StepTokens) -> _Flight:
         """Launch one decode step of ``seqs`` and sample it, reading nothing back."""
-        logits = self.model.decode(tokens, [_cache_of(s) for s in seqs], self.cache)
+        caches = [_cache_of(s) for s in seqs]
+        if self.options.greedy_in_graph and all(s.request.sampling.temperature == 0 for s in seqs):
+            chosen = self.model.decode_greedy(tokens, caches, self.cache)
+            if chosen is not None:
+                return _Flight(seqs, chosen, None, None)
+        logits = self.model.decode(tokens, caches, self.cache)
         new = sample_tokens(logits, [s.request.sampling for s in seqs], [s.generator for s in seqs])
         if new.device.type != "cuda":
             return _Flight(seqs, new, new, None)
@@ -174,11 +195,10 @@ class EngineCore:
     def _land(self, flight: _Flight) -> list[Output]:
         """Read ``flight``'s tokens and update the scheduler; sequences that finished or were
         aborted since its launch drop theirs."""
-        if flight.copied is not None:
-            flight.copied.synchronize()
+        tokens = flight.read()
         live = {id(s) for s in self.scheduler.running}
         outputs: list[Output] = []
-        for seq, token in zip(flight.seqs, flight.host.tolist(), strict=True):
+        for seq, token in zip(flight.seqs, tokens, strict=True):
             if id(seq) in live:
                 outputs += self.scheduler.update(seq, token)
         return outputs

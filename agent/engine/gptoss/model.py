@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from . import kernels, mxfp4
 from .config import ModelConfig
 from .kv_cache import AttentionMeta, KVCache, LayerTypeMeta, SeqCache
+from .sampling import GreedyTokens, StepTokens, pack_greedy
 from .weights import LayerWeights, ModelWeights
 
 _DEQUANT_BUDGET_BYTES = 256 * 2**20  # transient dequantized experts per group in _moe
@@ -105,23 +106,36 @@ class GptOssModel:
                 for lw in weights.layers
             ]  # fmt: skip
 
-    def decode(self, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
+    def decode(self, tokens: StepTokens, seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
         """One decode step: ``tokens[b]`` appended to ``seqs[b]`` (their lengths advance by one).
         ``tokens`` may be an int64 ``[B]`` tensor on the model's device (sampled by the step
-        before, not read back yet). Returns logits ``[B, V]`` (float32)."""
+        before, not read back yet), or the greedy tokens of :meth:`decode_greedy`. Returns
+        logits ``[B, V]`` (float32)."""
         # A replay runs no autograd-tracked op, so it skips inference mode's context, whose
         # entry (~5 us) would delay the step's first kernel.
         if kernels.graphs_ok(self.device):
             logits = kernels.graphed_decode(self, tokens, seqs, cache)  # [kernels hook] CUDA graph
-            if logits is not None:
+            if isinstance(logits, torch.Tensor):
                 return logits
         return self._decode_eagerly(tokens, seqs, cache)
 
+    def decode_greedy(self, tokens: StepTokens, seqs: list[SeqCache], cache: KVCache) -> GreedyTokens | None:
+        """:meth:`decode` followed by each row's argmax, both inside the step's CUDA graph: the
+        tokens stay on the device (the next step may take them as its ``tokens``) and reach
+        pinned host memory with the replay. None when no graph takes the step (nothing ran:
+        call :meth:`decode` and sample its logits)."""
+        if not kernels.graphs_ok(self.device):
+            return None
+        chosen = kernels.graphed_decode(self, tokens, seqs, cache, greedy=True)  # [kernels hook] CUDA graph
+        return chosen if isinstance(chosen, GreedyTokens) else None
+
     @torch.inference_mode()
-    def _decode_eagerly(self, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
+    def _decode_eagerly(self, tokens: StepTokens, seqs: list[SeqCache], cache: KVCache) -> torch.Tensor:
         dev = self.device
         meta = cache.build_meta(seqs, [q.length for q in seqs], [1] * len(seqs))
         first = torch.zeros(len(seqs), dtype=torch.long, device=dev)
+        if isinstance(tokens, GreedyTokens):
+            tokens = tokens.tokens()
         ids = tokens.view(-1, 1) if isinstance(tokens, torch.Tensor) else torch.tensor([[t] for t in tokens], device=dev)
         return self.forward(ids, meta, cache, first)
 
@@ -132,11 +146,15 @@ class GptOssModel:
         meta: AttentionMeta,
         cache: KVCache,
         logit_index: torch.Tensor | None = None,
+        *,
+        best: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run ``tokens [B, S]`` through every layer, writing their keys/values to ``cache``.
 
         Returns logits ``[B, V]`` at ``logit_index [B]`` (the last real token of each row) or,
-        with ``logit_index=None``, ``[B, S, V]`` for every position. Logits are float32.
+        with ``logit_index=None``, ``[B, S, V]`` for every position. Logits are float32. With
+        ``best [B]`` (int64, set to ``sampling.NO_CHOICE``; needs ``logit_index``) each row's
+        argmax is written there too, packed as ``sampling.pack_greedy`` packs it.
         """
         w, cfg = self.weights, self.config
         assert tokens.shape == meta.positions.shape, "tokens and positions must be [B, S]"
@@ -171,11 +189,14 @@ class GptOssModel:
         if logit_index is not None:
             # One position per row (decode): its index can only be 0, and a view costs no launch.
             h = h[:, 0] if h.shape[1] == 1 else h[torch.arange(h.shape[0], device=h.device), logit_index]  # [B, H]
-        if kernels.available(h):  # [kernels hook] float32 logits from one launch
-            logits = kernels.unembed(h, w.unembedding)
+        if kernels.available(h):  # [kernels hook] float32 logits (and the argmax) from one launch
+            logits = kernels.unembed(h, w.unembedding, best)
             if logits is not None:
                 return logits
-        return (h @ w.unembedding.T).float()
+        logits = (h @ w.unembedding.T).float()
+        if best is not None:
+            best.copy_(pack_greedy(logits))
+        return logits
 
     def _attention(
         self,

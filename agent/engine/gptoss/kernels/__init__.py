@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..config import ModelConfig
     from ..kv_cache import KVCache, SeqCache
     from ..model import GptOssModel
+    from ..sampling import GreedyTokens, StepTokens
     from ..weights import LayerWeights
     from .moe_gemv import GemvInput
 
@@ -68,13 +69,14 @@ def graphs_ok(device: torch.device) -> bool:
 
 
 def graphed_decode(
-    model: GptOssModel, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache
-) -> torch.Tensor | None:
-    """Logits of one decode step from a captured graph (the sequences' lengths advance), or
-    None when none fits (then nothing changed: run eagerly)."""
+    model: GptOssModel, tokens: StepTokens, seqs: list[SeqCache], cache: KVCache, *, greedy: bool = False
+) -> torch.Tensor | GreedyTokens | None:
+    """Logits of one decode step from a captured graph (the sequences' lengths advance), with
+    ``greedy`` its greedy tokens instead (chosen inside the graph), or None when no graph fits
+    (then nothing changed: run eagerly)."""
     from .graphs import graphed_decode as run
 
-    return run(model, tokens, seqs, cache)
+    return run(model, tokens, seqs, cache, greedy=greedy)
 
 
 def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
@@ -137,17 +139,26 @@ def attention_output(out: torch.Tensor, layer: LayerWeights) -> torch.Tensor:
     return torch.nn.functional.linear(out, layer.out_weight, layer.out_bias)
 
 
-def unembed(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+def unembed(h: torch.Tensor, weight: torch.Tensor, best: torch.Tensor | None = None) -> torch.Tensor | None:
     """Logits ``h [B, H] @ weight.T`` in float32 for decode-sized batches, or None (then the
     caller's matmul). One launch that writes float32 and takes part in programmatic dependent
     launch, where cuBLAS ran a bf16 product and a cast after it, each waiting for the kernel
-    before to end."""
-    from .linear import TUNING, linear_ok, linear_partials
+    before to end. With ``best [B]`` (int64, set to ``sampling.NO_CHOICE``) the same launch
+    writes each row's greedy choice there (``sampling.pack_greedy``'s form)."""
+    from .linear import linear_partials
 
-    if h.dim() != 2 or not TUNING.logits or not linear_ok(h, weight):
+    if h.dim() != 2 or not unembed_chooses(h.shape[0], weight):
         return None
-    parts = linear_partials(h, weight, None)  # [B, S, V]: S is 1 at a vocabulary's width
+    parts = linear_partials(h, weight, None, best=best)  # [B, S, V]: S is 1 at a vocabulary's width
     return parts[:, 0] if parts.shape[1] == 1 else parts.sum(1)
+
+
+def unembed_chooses(rows: int, weight: torch.Tensor) -> bool:
+    """Does :func:`unembed` take ``rows`` rows, and so choose their greedy tokens in its own
+    launch? (Past 16 rows the logits come from cuBLAS, and an argmax would cost launches.)"""
+    from .linear import TUNING, rows_ok
+
+    return available(weight) and TUNING.logits and rows_ok(rows, weight)
 
 
 def live_lengths(key_positions: torch.Tensor) -> torch.Tensor:
@@ -281,5 +292,5 @@ def attention_decode(
 __all__ = [
     "add_rms_norm", "add_rms_norm_moe", "attention_decode", "attention_inputs", "attention_prefill", "attention_ok",
     "attention_output", "available", "embed_rms_norm", "enabled", "graphed_decode", "graphs_ok", "live_lengths",
-    "moe_layer", "rms_norm", "unembed",
+    "moe_layer", "rms_norm", "unembed", "unembed_chooses",
 ]  # fmt: skip

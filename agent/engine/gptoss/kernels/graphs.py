@@ -26,24 +26,38 @@ A bucket holds up to two graphs, each with its own staging buffer: while one rep
 running, the host stages the next step into the other (``EngineCore``'s run-ahead launches a
 step before reading the one before). They share one memory pool: replays on one stream never
 overlap.
+
+Where the unembedding runs in its own kernel (up to 16 rows: ``unembed_chooses``), each graph
+also chooses its rows' greedy tokens: the unembedding folds them into the graph's row of the
+bucket's packed choices (``sampling.pack_greedy``), and the graph's last node copies that row to
+pinned memory, so a greedy step needs no launch and no copy besides the replay. The next step's
+graph reads them from there (staged ``-2 - s``: its metadata launch unpacks them). While such
+tokens feed a step, the bucket's two graphs take turns: a graph's choices stay in place until
+the host has read them, which ``EngineCore`` does before the step after next. Sampled on the
+host instead, a step costs an argmax launch, the feed's copy and the read-back's copy between
+two replays: 0.02 ms of a 1.46 ms batch-1 step on the H200 (results_engine_gpu.txt, runs
+131-133).
 """
 
 from __future__ import annotations
 
 import bisect
 import ctypes
+import gc
 from array import array
 from typing import TYPE_CHECKING
 
 import structlog
 import torch
 
-from . import capture_state, step_meta
+from ..sampling import NO_CHOICE, GreedyTokens
+from . import capture_state, step_meta, unembed_chooses
 from .step_meta import TokenFeed
 
 if TYPE_CHECKING:
     from ..kv_cache import KVCache, SeqCache
     from ..model import GptOssModel
+    from ..sampling import StepTokens
 
 log = structlog.get_logger(__name__)
 
@@ -51,21 +65,37 @@ BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class _Capturing:
-    """While a graph is captured or warmed up, ``model.decode`` runs eagerly (no recursion)."""
+    """While a graph is captured or warmed up, ``model.decode`` runs eagerly (no recursion), and
+    the garbage collector does not run: a collection inside the capture could free another
+    model's graphs, events or pinned buffers, whose CUDA calls abort a capture (seen on the
+    H200 as an abort in the middle of a capture). Garbage made before is collected first."""
 
     def __enter__(self) -> None:
         capture_state.on = True
+        gc.collect()
+        self.collecting = gc.isenabled()
+        gc.disable()
 
     def __exit__(self, *exc: object) -> None:
         capture_state.on = False
+        if self.collecting:
+            gc.enable()
 
 
 class DecodeGraph:
-    """``model.forward`` for ``[batch, 1]`` tokens, captured once, replayed per step."""
+    """``model.forward`` for ``[batch, 1]`` tokens, captured once, replayed per step. ``chosen``
+    is the bucket's ``[2, batch]`` packed greedy choices; this graph writes row ``slot``."""
 
-    def __init__(self, model: GptOssModel, cache: KVCache, batch: int, pool: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, model: GptOssModel, cache: KVCache, batch: int, chosen: torch.Tensor, slot: int,
+        pool: tuple[int, int] | None = None,
+    ) -> None:  # fmt: skip
         dev = model.weights.device
         self.batch = batch
+        self.chosen = chosen
+        self.slot = slot
+        self.chooses = unembed_chooses(batch, model.weights.unembedding)  # greedy tokens in the graph
+        self.chosen_host = torch.empty(batch, dtype=torch.long, pin_memory=True)  # the replay copies its row here
         self.full_width = model.rope.shape[0]
         self.table_width = -(-self.full_width // cache.block_size)
         size = batch * (3 + self.table_width)
@@ -76,7 +106,8 @@ class DecodeGraph:
         self.host = memoryview((ctypes.c_int64 * size).from_address(self.staging.data_ptr())).cast("B").cast("q")
         self.replayed = torch.cuda.Event()  # the last replay is done: the staging buffer is free
         self.feed = torch.zeros(batch, dtype=torch.long, device=dev)  # tokens staged -1 come from here
-        tokens = TokenFeed(self.inputs[:batch], self.feed, torch.zeros(batch, dtype=torch.long, device=dev))
+        out = torch.zeros(batch, dtype=torch.long, device=dev)
+        tokens = TokenFeed(self.inputs[:batch], self.feed, out, chosen, slot)
         positions, rings = self.inputs[batch : 2 * batch], self.inputs[2 * batch : 3 * batch]
         table = self.inputs[3 * batch :].view(batch, self.table_width)
         self.logit_index = torch.zeros(batch, dtype=torch.long, device=dev)
@@ -84,7 +115,11 @@ class DecodeGraph:
         def forward() -> torch.Tensor:
             self.inputs.copy_(self.staging, non_blocking=True)  # captured: the graph's first node
             meta = step_meta.decode_meta(cache, table, rings, positions, self.full_width, feed=tokens)
-            return model.forward(tokens.out.view(batch, 1), meta, cache, self.logit_index)
+            if not self.chooses:
+                return model.forward(tokens.out.view(batch, 1), meta, cache, self.logit_index)
+            logits = model.forward(tokens.out.view(batch, 1), meta, cache, self.logit_index, best=chosen[slot])
+            self.chosen_host.copy_(chosen[slot], non_blocking=True)  # captured: the graph's last node
+            return logits
 
         with _Capturing():
             side = torch.cuda.Stream()
@@ -105,17 +140,26 @@ class DecodeGraph:
         """Is a replay of this graph queued or running (its staging buffer not free yet)?"""
         return not self.replayed.query()
 
-    def run(
-        self, tokens: list[int] | torch.Tensor, positions: list[int], rings: list[int], tables: list[list[int]]
-    ) -> torch.Tensor:
+    def source(self, tokens: GreedyTokens) -> int | None:
+        """Which row of this bucket's choices holds ``tokens`` (None: another bucket's)."""
+        for s in range(2):
+            if tokens.packed.data_ptr() == self.chosen[s].data_ptr():
+                return s
+        return None
+
+    def run(self, tokens: StepTokens, positions: list[int], rings: list[int], tables: list[list[int]]) -> None:
         """Write the step's inputs into the staging buffer and replay (the graph copies them in).
-        ``tokens`` on the device (``[B]`` int64) are copied to the feed buffer instead. The
-        previous replay must be done (:meth:`busy` false): it has copied the buffer out."""
-        b, size, host = len(tokens), self.batch, self.host
+        ``tokens`` on the device (``[B]`` int64) are copied to the feed buffer instead; greedy
+        tokens of this bucket are read where the graph before wrote them. The previous replay
+        must be done (:meth:`busy` false): it has copied the buffer out."""
+        b, size, host = len(positions), self.batch, self.host
         # Padded rows must get position -1 (no key is written for them); their tokens, rings
         # and every table entry past a sequence's blocks may hold anything a previous step left
         # there (valid ids, masked out).
         pad = [0] * (size - b)
+        if isinstance(tokens, GreedyTokens):
+            src = self.source(tokens)
+            tokens = [-2 - src] * b if src is not None else tokens.tokens()
         if isinstance(tokens, torch.Tensor):
             self.feed[:b].copy_(tokens, non_blocking=True)  # queued after the kernels that sampled them
             tokens = [-1] * b
@@ -127,48 +171,63 @@ class DecodeGraph:
             row += self.table_width
         self.graph.replay()
         self.replayed.record()
+
+    def logits_of(self, b: int) -> torch.Tensor:
+        """The last replay's logits ``[b, V]`` (a copy: the next replay overwrites them)."""
         return self.logits[:b].clone()
+
+    def greedy_of(self, b: int) -> GreedyTokens:
+        """The last replay's greedy tokens, valid until this graph replays again."""
+        return GreedyTokens(self.chosen[self.slot, :b], self.chosen_host[:b], self.replayed)
 
 
 class DecodeGraphs:
     """Per batch bucket one :class:`DecodeGraph`, made on first use, and a second one made when
-    a step is launched while the first one's replay is still queued; for one model and cache."""
+    a step is launched while the first one's replay is still queued, or fed by its greedy
+    tokens; for one model and cache."""
 
     def __init__(self, model: GptOssModel, cache: KVCache) -> None:
         self.model = model
         self.cache = cache
         self.graphs: dict[int, list[DecodeGraph]] = {}
+        self.chosen: dict[int, torch.Tensor] = {}  # per bucket: [2, size] packed greedy choices
 
     def bucket(self, batch: int) -> int | None:
         i = bisect.bisect_left(BUCKETS, batch)
         return BUCKETS[i] if i < len(BUCKETS) else None
 
-    def forward(self, tokens: list[int] | torch.Tensor, seqs: list[SeqCache]) -> torch.Tensor | None:
+    def forward(
+        self, tokens: StepTokens, seqs: list[SeqCache], *, greedy: bool = False
+    ) -> torch.Tensor | GreedyTokens | None:
         """Logits ``[B, V]`` of appending ``tokens[b]`` to ``seqs[b]`` (their lengths advance),
-        from a replay; None when no graph fits (then nothing changed: run eagerly)."""
+        from a replay, or with ``greedy`` its greedy tokens; None when no graph fits, or with
+        ``greedy`` none chooses tokens (then nothing changed: run eagerly, or sample)."""
         size = self.bucket(len(seqs))
         if size is None:
             return None
         pair = self.graphs.setdefault(size, [])
         if not pair:
-            pair.append(DecodeGraph(self.model, self.cache, size))
-        graph = pair[0]
-        if graph.busy():
-            if len(pair) == 1:
-                pair.append(DecodeGraph(self.model, self.cache, size, pool=graph.graph.pool()))
-            graph = pair[1]
-            graph.replayed.synchronize()  # both queued: the older one's copy must be out first
-        if not graph.fits(seqs):
+            self.chosen[size] = torch.full((2, size), NO_CHOICE, dtype=torch.long, device=self.model.device)
+            pair.append(DecodeGraph(self.model, self.cache, size, self.chosen[size], 0))
+        fed_by = pair[0].source(tokens) if isinstance(tokens, GreedyTokens) else None
+        index = 1 - fed_by if fed_by is not None else int(pair[0].busy())  # see the module's docstring
+        if index == 1 and len(pair) == 1:
+            pair.append(DecodeGraph(self.model, self.cache, size, self.chosen[size], 1, pool=pair[0].graph.pool()))
+        graph = pair[index]
+        if index == 1 or fed_by is not None:
+            graph.replayed.synchronize()  # its staging buffer must have been copied in
+        if not graph.fits(seqs) or (greedy and not graph.chooses):
             return None
-        return graph.run(tokens, *self.cache.decode_inputs(seqs))
+        graph.run(tokens, *self.cache.decode_inputs(seqs))
+        return graph.greedy_of(len(seqs)) if greedy else graph.logits_of(len(seqs))
 
 
 def graphed_decode(
-    model: GptOssModel, tokens: list[int] | torch.Tensor, seqs: list[SeqCache], cache: KVCache
-) -> torch.Tensor | None:
+    model: GptOssModel, tokens: StepTokens, seqs: list[SeqCache], cache: KVCache, *, greedy: bool = False
+) -> torch.Tensor | GreedyTokens | None:
     """The model hook's entry: replay (capturing first if needed) or None to run eagerly."""
     graphs: DecodeGraphs | None = getattr(model, "_decode_graphs", None)
     if graphs is None or graphs.cache is not cache:
         graphs = DecodeGraphs(model, cache)
         model._decode_graphs = graphs  # type: ignore[attr-defined]
-    return graphs.forward(tokens, seqs)
+    return graphs.forward(tokens, seqs, greedy=greedy)

@@ -11,6 +11,11 @@ slices while it loads them: no reduction launch and no bf16 round trip in betwee
 The dot runs on tensor cores with the rows padded to 16 (the MMA's smallest M): the padding
 costs arithmetic, which a decode step has to spare, and no memory traffic.
 
+For the unembedding, both kernels can also choose each row's greedy token (``best``): every
+program takes the largest of its logits and folds it into the row's packed choice with one
+atomic max (``sampling.pack_greedy``'s form), so a decode graph ends with its tokens chosen and
+no argmax launch follows it.
+
 One row (batch-1 decode) takes ``_linear_gemv`` instead: float32 FMAs on the weights as they
 arrive, in one-warp programs of 16 rows with the compiler's 3-stage pipeline, about 6 programs
 an SM. Many small programs keep more reads in flight than fewer large ones do. Same call on an
@@ -45,10 +50,29 @@ def _block(ptr, rows, rows_ok, K, k0, hi, kk, CACHE: tl.constexpr):
 
 
 @triton.jit
+def _greedy_key(value, index):
+    """``sampling.pack_greedy``'s int64 for float32 logits ``value`` at vocabulary ``index``."""
+    bits = (value + 0.0).to(tl.int32, bitcast=True)  # -0.0 + 0.0 is 0.0
+    key = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats: larger magnitude, smaller key
+    return (key.to(tl.int64) << 32) | (4294967295 - index.to(tl.int64))
+
+
+@triton.jit
+def _fold_greedy(best_ptrs, rows_ok, y, n, n_ok, N):
+    """Fold each row's first largest of ``y [R, BLOCK_N]`` (columns ``n [1, BLOCK_N]``, where
+    ``n_ok``) into its packed choice at ``best_ptrs [R]``, for the rows where ``rows_ok``."""
+    v = tl.where(n_ok, y, float("-inf"))
+    top = tl.max(v, axis=1)
+    first = tl.min(tl.where(v == top[:, None], n, N), axis=1)
+    tl.atomic_max(best_ptrs, _greedy_key(top, first), mask=rows_ok, sem="relaxed")
+
+
+@triton.jit
 def _linear_splitk(
     x_ptr, w_ptr, bias_ptr, out_ptr,  # x [M, K], w [N, K], bias [N], out [M, S, N] float32
+    best_ptr,  # GREEDY: [M] int64 packed choices (one slice only)
     M, N, K, slice_blocks,  # BLOCK_K-wide blocks of K per slice
-    HAS_BIAS: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_BIAS: tl.constexpr, GREEDY: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     PDL: tl.constexpr, EARLY: tl.constexpr,  # EARLY: the first block of weights before the PDL wait
 ):  # fmt: skip
@@ -83,13 +107,17 @@ def _linear_splitk(
         acc += bias[None, :]
     dest = out_ptr + (m[:, None] * slices + ks) * N + n[None, :]
     tl.store(dest, acc, mask=m_ok[:, None] & n_ok[None, :])
+    if GREEDY:
+        _fold_greedy(best_ptr + m, m_ok, acc, n[None, :], n_ok[None, :], N)  # padded rows: no choice
 
 
 @triton.jit
 def _linear_gemv(
     x_ptr, w_ptr, bias_ptr, out_ptr,  # x [1, K], w [N, K], bias [N], out [1, S, N] float32
+    best_ptr,  # GREEDY: [1] int64 packed choice (one slice only)
     N, K, slice_blocks,  # BLOCK_K-wide blocks of K per slice
-    HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, STAGES: tl.constexpr,
+    HAS_BIAS: tl.constexpr, GREEDY: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    STAGES: tl.constexpr,
     PDL: tl.constexpr, EARLY: tl.constexpr,
 ):  # fmt: skip
     nb = tl.program_id(0)
@@ -117,6 +145,9 @@ def _linear_gemv(
     if HAS_BIAS:
         y += tl.load(bias_ptr + n, mask=n_ok & (ks == 0), other=0.0).to(tl.float32)
     tl.store(out_ptr + ks * N + n, y, mask=n_ok)
+    if GREEDY:
+        one = tl.zeros([1], tl.int32)
+        _fold_greedy(best_ptr + one, one == 0, y[None, :], n[None, :], n_ok[None, :], N)
 
 
 @dataclass(slots=True)
@@ -146,7 +177,12 @@ TUNING = LinearTuning()
 
 def linear_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Does ``x [M, K] @ weight.T`` take :func:`linear_partials`? (few rows, aligned K)."""
-    return TUNING.enabled and x.dim() == 2 and x.shape[0] <= MAX_ROWS and weight.shape[1] % 16 == 0
+    return x.dim() == 2 and rows_ok(x.shape[0], weight)
+
+
+def rows_ok(rows: int, weight: torch.Tensor) -> bool:
+    """:func:`linear_ok` for ``rows`` rows."""
+    return TUNING.enabled and rows <= MAX_ROWS and weight.shape[1] % 16 == 0
 
 
 def _split_k(
@@ -162,28 +198,37 @@ def _split_k(
 
 
 def linear_partials(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, tuning: LinearTuning | None = None
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, tuning: LinearTuning | None = None, *,
+    best: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``x [M, K] @ weight.T + bias`` as float32 partial sums ``[M, S, N]`` over ``S`` slices of
-    K (bias in slice 0): their sum over dim 1 is the product."""
+    K (bias in slice 0): their sum over dim 1 is the product. With ``best [M]`` (int64, holding
+    ``sampling.NO_CHOICE`` or an earlier choice), K is not sliced (``S`` is 1) and each row's
+    greedy choice is folded into ``best`` in ``sampling.pack_greedy``'s form."""
     tn = tuning or TUNING
     x = x.contiguous()
     m, k = x.shape
     n = weight.shape[0]
+    greedy = {"GREEDY": best is not None}
     if m <= tn.gemv_rows:
         tiles, slice_blocks, slices = _split_k(n, k, tn.gemv_block_n, tn.gemv_block_k, tn.gemv_programs_per_sm, x.device)
+        if best is not None:
+            slice_blocks, slices = triton.cdiv(k, tn.gemv_block_k), 1
         out = torch.empty(m, slices, n, device=x.device, dtype=torch.float32)
         _linear_gemv[(tiles, slices)](
-            x, weight, bias if bias is not None else weight, out, n, k, slice_blocks, HAS_BIAS=bias is not None,
-            BLOCK_N=tn.gemv_block_n, BLOCK_K=tn.gemv_block_k, STAGES=tn.gemv_stages, num_warps=tn.gemv_warps,
-            **pdl.launch(x.device, early=True),
+            x, weight, bias if bias is not None else weight, out, best if best is not None else out, n, k,
+            slice_blocks, HAS_BIAS=bias is not None, **greedy, BLOCK_N=tn.gemv_block_n, BLOCK_K=tn.gemv_block_k,
+            STAGES=tn.gemv_stages, num_warps=tn.gemv_warps, **pdl.launch(x.device, early=True),
         )  # fmt: skip
         return out
     tiles, slice_blocks, slices = _split_k(n, k, tn.block_n, tn.block_k, tn.programs_per_sm, x.device)
+    if best is not None:
+        slice_blocks, slices = triton.cdiv(k, tn.block_k), 1
     out = torch.empty(m, slices, n, device=x.device, dtype=torch.float32)
     _linear_splitk[(tiles, slices)](
-        x, weight, bias if bias is not None else weight, out, m, n, k, slice_blocks,
-        HAS_BIAS=bias is not None, DOT_DTYPE=_dot_dtype(x.dtype), PRECISION=_precision(x.dtype),
+        x, weight, bias if bias is not None else weight, out, best if best is not None else out, m, n, k,
+        slice_blocks, HAS_BIAS=bias is not None, **greedy, DOT_DTYPE=_dot_dtype(x.dtype),
+        PRECISION=_precision(x.dtype),
         BLOCK_M=MAX_ROWS, BLOCK_N=tn.block_n, BLOCK_K=tn.block_k, num_warps=tn.warps, num_stages=tn.stages,
         **pdl.launch(x.device, early=True),
     )  # fmt: skip

@@ -9,7 +9,9 @@ count with a reduction launch per layer type.
 
 With a token *feed* the same launch also resolves the step's tokens: a row whose staged token is
 negative takes the token that the previous step sampled on the GPU (``EngineCore``'s run-ahead
-feeds a step before the host has read the one before it).
+feeds a step before the host has read the one before it): staged -1 from the feed buffer,
+staged ``-2 - s`` from row ``s`` of the bucket's greedy choices (packed, ``sampling.pack_greedy``),
+which a graph's unembedding writes. It then resets its own row of choices for the step's atomics.
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ from ..kv_cache import AttentionMeta, KVCache, LayerTypeMeta
 
 @dataclass(frozen=True, slots=True)
 class TokenFeed:
-    """Where a decode step's tokens come from: ``staged [B]`` (from the host), or for rows
-    staged negative ``feed [B]`` (a device tensor); resolved into ``out [B]``."""
+    """Where a decode step's tokens come from: ``staged [B]`` (from the host), for rows staged
+    -1 ``feed [B]`` (a device tensor), for rows staged ``-2 - s`` ``chosen[s]`` (greedy choices
+    ``[2, B]``, packed); resolved into ``out [B]``. Row ``own`` of ``chosen`` is reset to
+    ``sampling.NO_CHOICE`` for this step's unembedding."""
 
     staged: torch.Tensor
     feed: torch.Tensor
     out: torch.Tensor
+    chosen: torch.Tensor
+    own: int
 
 
 @triton.jit
@@ -38,7 +44,7 @@ def _decode_meta(
     table_ptr, table_width, rings_ptr, positions_ptr,  # [B, T] block ids, [B], [B] (-1: padding)
     pos_out, f_write, f_read, f_pos, f_len, s_write, s_read, s_pos, s_len,  # see decode_meta
     full_width, span, block_size, ring_size,
-    staged_ptr, feed_ptr, tokens_out,  # FEED: [B] each (see TokenFeed)
+    staged_ptr, feed_ptr, tokens_out, chosen_ptr, own,  # FEED: see TokenFeed (chosen [2, B])
     BLOCK: tl.constexpr, FEED: tl.constexpr,
 ):  # fmt: skip
     b = tl.program_id(0)
@@ -71,8 +77,14 @@ def _decode_meta(
         tl.store(f_len + b, tl.minimum(end, full_width).to(tl.int32))
         tl.store(s_len + b, tl.minimum(end, span).to(tl.int32))
         if FEED:
+            batch = tl.num_programs(0)
             token = tl.load(staged_ptr + b)
-            tl.store(tokens_out + b, tl.where(token < 0, tl.load(feed_ptr + b), token))
+            packed = tl.load(chosen_ptr + tl.minimum(tl.maximum(-2 - token, 0), 1) * batch + b)
+            greedy = 4294967295 - (packed & 4294967295)  # sampling.unpack_greedy
+            fed = tl.where(token == -1, tl.load(feed_ptr + b), greedy)
+            tl.store(tokens_out + b, tl.where(token < 0, fed, token))
+            # After the load above (same address when the step before ran this graph).
+            tl.store(chosen_ptr + own * batch + b, -9223372036854775807 - 1)  # sampling.NO_CHOICE
 
 
 def decode_meta(
@@ -100,7 +112,7 @@ def decode_meta(
         table, table.shape[1], rings.contiguous(), positions.contiguous(),
         pos, f_write, f_read, f_pos, f_len, s_write, s_read, s_pos, s_len,
         full_width, span, cache.block_size, cache.ring_size,
-        *((feed.staged, feed.feed, feed.out) if feed is not None else (pos, pos, pos)),
+        *((feed.staged, feed.feed, feed.out, feed.chosen, feed.own) if feed is not None else (pos, pos, pos, pos, 0)),
         BLOCK=block, FEED=feed is not None, num_warps=4,
     )  # fmt: skip
     return AttentionMeta(
