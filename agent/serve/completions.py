@@ -92,7 +92,10 @@ async def _stream(state: ServerState, events: AsyncIterator[EngineEvent], reques
     last: Sequence[int] = ()
     delta = _DeltaEvents(state, head)
     # Tokens not sent yet: with stream_interval > 1 they go out in groups (one event, one socket
-    # write and one client parse for several tokens); the first token is never held back.
+    # write and one client parse for several tokens); the first token is never held back. An
+    # engine event may carry several tokens (deltas merged while this consumer fell behind):
+    # split into groups of at most stream_interval; at 1, such an event stays one SSE event.
+    interval = state.stream_interval
     held: list[int] = []
     sent = False
     try:
@@ -110,13 +113,18 @@ async def _stream(state: ServerState, events: AsyncIterator[EngineEvent], reques
                         event.prompt_tokens, event.completion_tokens, event.reused_tokens)})
             else:
                 last = event.token_ids
-                if sent and (held or len(last) < state.stream_interval):
+                if interval == 1:
+                    yield delta(last)
+                    continue
+                if not sent:
+                    sent = True
+                    yield delta(last[:1])
+                    held.extend(last[1:])
+                else:
                     held.extend(last)
-                    if len(held) < state.stream_interval:
-                        continue
-                    last, held = held, []
-                sent = True
-                yield delta(last)
+                while len(held) >= interval:
+                    yield delta(held[:interval])
+                    held = held[interval:]
     except EngineError as exc:
         log.warning("serve.engine_failed", error=str(exc))
         if held:

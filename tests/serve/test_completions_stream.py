@@ -121,3 +121,24 @@ async def test_stream_interval_groups_tokens(tiny_checkpoint: Path) -> None:
                     for t in e.token_ids]
     assert ids == whole["choices"][0]["token_ids"] == read
     assert sizes[0] == 1 and all(n <= 3 for n in sizes) and len(sizes) < len(ids)
+
+
+@pytest.mark.parametrize(("interval", "groups"), [(3, [[1], [2, 3, 4], [5, 6, 7], [8, 9]]), (1, [[1], [2, 3], [4], [5, 6, 7, 8], [9]])])
+async def test_stream_interval_splits_merged_deltas(interval: int, groups: list[list[int]]) -> None:
+    """Engine events that carry several tokens (deltas merged while the consumer fell behind):
+    with ``stream_interval=3`` the first token still goes out alone and no event carries more
+    than 3; the rest waits for the end. At 1, each engine event stays one SSE event."""
+    from agent.engine.base import FinishReason, TokenDelta
+    from agent.serve.completions import _stream
+
+    async def events() -> AsyncIterator[Any]:
+        for ids in ((1,), (2, 3), (4,), (5, 6, 7, 8), (9,)):
+            yield TokenDelta(ids)
+        yield Finished(FinishReason.LENGTH, prompt_tokens=4, completion_tokens=9)
+
+    state = ServerState(engine=None, codec=HarmonyCodec(), model_name="m", stream_interval=interval)  # type: ignore[arg-type]
+    request = EngineRequest((1, 2, 3, 4), sampling=SamplingParams(max_tokens=9))
+    sent = [json.loads(chunk[6:]) async for chunk in _stream(state, events(), request, {"id": "x"}, False)
+            if chunk.startswith(b"data: {")]  # fmt: skip
+    assert [c["choices"][0]["token_ids"] for c in sent if c["choices"][0].get("token_ids")] == groups
+    assert sent[-1]["choices"][0]["finish_reason"] == "length"
