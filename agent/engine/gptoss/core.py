@@ -17,7 +17,8 @@ is scheduled as usual: a request that joins starts one step later than without r
 *Greedy steps in the graph* (``CoreOptions.greedy_in_graph``): when every sequence of a step
 decodes greedily, the step's CUDA graph chooses the tokens itself and copies them to the host
 (``GptOssModel.decode_greedy``), and the next step's graph reads them where they were written:
-with run-ahead the GPU then runs one replay after another with nothing launched in between.
+with run-ahead the GPU then runs one replay after another with nothing launched in between
+(batch 1 of the 20b shape on the H200: 1.465-1.469 -> 1.440-1.449 ms a step, runs 131-137).
 The tokens are argmax's (the GPU tests check them against the logits' argmax).
 """
 
