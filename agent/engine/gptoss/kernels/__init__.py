@@ -209,12 +209,13 @@ def add_rms_norm_moe(
     half = TUNING.gemv_half and moe_gemv.half_ok(flat, cfg.swiglu_alpha, cfg.swiglu_limit)
     # The GEMV's programs pick the experts from the logits, where they are few and long enough
     # to hide it (batch 8's thousands of programs each paid for it: 0.15 ms a step more).
-    pick = TUNING.pick_in_gemv and flat.shape[0] * cfg.experts_per_token <= TUNING.gemv2_few_pairs
+    gemv_picks = TUNING.pick_in_gemv and flat.shape[0] * cfg.experts_per_token <= TUNING.gemv2_few_pairs
     x_out, experts, weights, xn, logits = moe_gemv.add_norm_gate_route(
         flat.contiguous(), moe_gemv.ResidualNorm(delta, scale, eps), layer.gate_weight, layer.gate_bias,
-        cfg.experts_per_token, half=half, pick=not pick,
+        cfg.experts_per_token, half=half, pick=not gemv_picks,
     )  # fmt: skip
-    out = _experts_gemv(xn, experts, weights, layer, cfg, x.dtype, partials=True, logits=logits if pick else None)
+    out = _experts_gemv(xn, experts, weights, layer, cfg, x.dtype, partials=True,
+                        logits=logits if gemv_picks else None)  # fmt: skip
     return x_out.view(x.shape), out
 
 

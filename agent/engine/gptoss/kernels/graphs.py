@@ -140,26 +140,18 @@ class DecodeGraph:
         """Is a replay of this graph queued or running (its staging buffer not free yet)?"""
         return not self.replayed.query()
 
-    def source(self, tokens: GreedyTokens) -> int | None:
-        """Which row of this bucket's choices holds ``tokens`` (None: another bucket's)."""
-        for s in range(2):
-            if tokens.packed.data_ptr() == self.chosen[s].data_ptr():
-                return s
-        return None
-
-    def run(self, tokens: StepTokens, positions: list[int], rings: list[int], tables: list[list[int]]) -> None:
+    def run(
+        self, tokens: list[int] | torch.Tensor, positions: list[int], rings: list[int], tables: list[list[int]]
+    ) -> None:
         """Write the step's inputs into the staging buffer and replay (the graph copies them in).
-        ``tokens`` on the device (``[B]`` int64) are copied to the feed buffer instead; greedy
-        tokens of this bucket are read where the graph before wrote them. The previous replay
-        must be done (:meth:`busy` false): it has copied the buffer out."""
+        ``tokens`` on the device (``[B]`` int64) are copied to the feed buffer instead (staged
+        -1; ``-2 - s`` reads row ``s`` of the bucket's greedy choices). The previous replay must
+        be done (:meth:`busy` false): it has copied the buffer out."""
         b, size, host = len(positions), self.batch, self.host
         # Padded rows must get position -1 (no key is written for them); their tokens, rings
         # and every table entry past a sequence's blocks may hold anything a previous step left
         # there (valid ids, masked out).
         pad = [0] * (size - b)
-        if isinstance(tokens, GreedyTokens):
-            src = self.source(tokens)
-            tokens = [-2 - src] * b if src is not None else tokens.tokens()
         if isinstance(tokens, torch.Tensor):
             self.feed[:b].copy_(tokens, non_blocking=True)  # queued after the kernels that sampled them
             tokens = [-1] * b
@@ -209,7 +201,10 @@ class DecodeGraphs:
         if not pair:
             self.chosen[size] = torch.full((2, size), NO_CHOICE, dtype=torch.long, device=self.model.device)
             pair.append(DecodeGraph(self.model, self.cache, size, self.chosen[size], 0))
-        fed_by = pair[0].source(tokens) if isinstance(tokens, GreedyTokens) else None
+        fed_by = None  # the row of this bucket's choices that holds greedy ``tokens``
+        if isinstance(tokens, GreedyTokens):
+            offset, row_bytes = tokens.packed.data_ptr() - self.chosen[size].data_ptr(), 8 * size
+            fed_by = offset // row_bytes if offset in (0, row_bytes) else None
         index = 1 - fed_by if fed_by is not None else int(pair[0].busy())  # see the module's docstring
         if index == 1 and len(pair) == 1:
             pair.append(DecodeGraph(self.model, self.cache, size, self.chosen[size], 1, pool=pair[0].graph.pool()))
@@ -218,6 +213,8 @@ class DecodeGraphs:
             graph.replayed.synchronize()  # its staging buffer must have been copied in
         if not graph.fits(seqs) or (greedy and not graph.chooses):
             return None
+        if isinstance(tokens, GreedyTokens):
+            tokens = [-2 - fed_by] * len(seqs) if fed_by is not None else tokens.tokens()
         graph.run(tokens, *self.cache.decode_inputs(seqs))
         return graph.greedy_of(len(seqs)) if greedy else graph.logits_of(len(seqs))
 
