@@ -115,6 +115,35 @@ def test_decode_attention_matches_float64(lengths: list[int], window: int | None
             assert rel_err(got[i], ref[i]) < 2e-2
 
 
+@pytest.mark.parametrize(("length", "window"), [(100, 128), (300, None), (3000, None)])
+def test_decode_attention_waits_for_the_newest_key(length: int, window: int | None) -> None:
+    """Decode attention reads the keys earlier steps wrote before its PDL wait, and the newest
+    column only after: written by the qkv epilogue launched just before it, over NaN."""
+    from agent.engine.gptoss.kernels.attention import decode_attention
+    from agent.engine.gptoss.kernels.fused import qkv_rope_store
+
+    gen = torch.Generator().manual_seed(length)
+    hq, hkv, d = 64, 8, 64
+    k_pool = torch.randn(length + 1, hkv, d, generator=gen).to(torch.bfloat16).cuda()
+    v_pool = torch.randn(length + 1, hkv, d, generator=gen).to(torch.bfloat16).cuda()
+    newest = length  # the last slot: the newest key's
+    k_pool[newest] = v_pool[newest] = float("nan")
+    read = torch.arange(1, length + 1)[None].cuda()
+    kpos = torch.arange(length)[None].cuda()
+    qpos = torch.tensor([length - 1]).cuda()
+    qkv = torch.randn(1, 2, (hq + 2 * hkv) * d, generator=gen).cuda() * 4
+    table = torch.randn(1, 1, 2, d // 2, generator=gen).to(torch.bfloat16).cuda()
+    sinks = torch.randn(hq, generator=gen).cuda()
+    for _ in range(3):  # a hazard shows only when the two launches overlap: give it chances
+        k_pool[newest] = v_pool[newest] = float("nan")
+        q = qkv_rope_store(qkv, None, table[:, :, None, 0], table[:, :, None, 1], torch.tensor([newest]).cuda(),
+                           k_pool, v_pool, hq, torch.bfloat16)  # fmt: skip
+        got = decode_attention(q, k_pool, v_pool, read, kpos, qpos, sinks, window)
+        assert torch.isfinite(got).all()
+        ref = attention_reference(q[:, None], k_pool, v_pool, read, kpos, qpos[:, None], sinks, window)[:, 0]
+        assert rel_err(got, ref) < 2e-2
+
+
 @pytest.mark.parametrize("half", [False, True])
 @pytest.mark.parametrize(("tokens", "num_experts", "k"), [(1, 32, 4), (8, 128, 4), (3, 8, 2)])
 def test_router_kernel_matches_topk_softmax(tokens: int, num_experts: int, k: int, half: bool) -> None:

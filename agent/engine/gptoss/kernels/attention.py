@@ -65,6 +65,13 @@ def _key_cols(slots_ptr, kpos_ptr, row, start, hi, BLOCK_L: tl.constexpr):
 
 
 @triton.jit
+def _visible(c_ok, kp, qp, window):
+    """Which key columns the query at position ``qp`` sees: live, causal, inside the window."""
+    ok = c_ok & (kp >= 0) & (kp <= qp)
+    return ok & ((window == 0) | (qp - kp < window))
+
+
+@triton.jit
 def _attn_partial(
     q_ptr,  # [B, Hq, D]
     k_ptr, v_ptr,  # pools [slots, Hkv, D]
@@ -95,19 +102,37 @@ def _attn_partial(
     lo = sp * chunk
     hi = tl.minimum(lo + chunk, n)
     row = b.to(tl.int64) * slots_stride
-    # Each block's slots are loaded one block ahead of its keys (they are what the keys'
-    # addresses wait for): the first block's before the PDL wait.
-    slot, kp, c_ok = _key_cols(slots_ptr, kpos_ptr, row, lo, hi, BLOCK_L)
-    begin_if(EARLY, PDL)
     d = tl.arange(0, D)
+    # Each block's slots are loaded one block ahead of its keys (they are what the keys'
+    # addresses wait for). The first block is taken apart from the loop: with EARLY its keys
+    # and values older than the query, which earlier steps wrote, are read before the PDL wait
+    # too (the wait then only covers the newest column, which the launch before wrote). At
+    # batch 1 and short contexts every program has just this one block.
+    slot, kp, c_ok = _key_cols(slots_ptr, kpos_ptr, row, lo, hi, BLOCK_L)
+    ok = _visible(c_ok, kp, qp, window)
+    kv_off = (slot * HKV + kvh)[:, None] * D + d[None, :]
+    if EARLY:
+        settled = (ok & (kp < qp))[:, None]
+        k = tl.load(k_ptr + kv_off, mask=settled, other=0.0)
+        v = tl.load(v_ptr + kv_off, mask=settled, other=0.0)
+    begin_if(EARLY, PDL)
     q = tl.load(q_ptr + (b * HKV * GROUP + heads)[:, None] * D + d[None, :], mask=g_ok[:, None], other=0.0)
     q = q.to(DOT_DTYPE)
+    if EARLY:
+        newest = (ok & (kp == qp))[:, None]
+        k = tl.load(k_ptr + kv_off, mask=newest, other=k)
+        v = tl.load(v_ptr + kv_off, mask=newest, other=v)
+    else:
+        k = tl.load(k_ptr + kv_off, mask=ok[:, None], other=0.0)
+        v = tl.load(v_ptr + kv_off, mask=ok[:, None], other=0.0)
     m_i = tl.full([GROUP_PAD], -1.0e30, dtype=tl.float32)
     l_i = tl.zeros([GROUP_PAD], dtype=tl.float32)
     acc = tl.zeros([GROUP_PAD, D], dtype=tl.float32)
-    for j0 in range(lo, hi, BLOCK_L):
-        ok = c_ok & (kp >= 0) & (kp <= qp)
-        ok = ok & ((window == 0) | (qp - kp < window))
+    slot, kp, c_ok = _key_cols(slots_ptr, kpos_ptr, row, lo + BLOCK_L, hi, BLOCK_L)
+    m_i, l_i, acc = _attend(q, k.to(DOT_DTYPE), v.to(DOT_DTYPE), ok[None, :], m_i, l_i, acc, qk_scale, DOT_DTYPE,
+                            PRECISION)  # fmt: skip
+    for j0 in range(lo + BLOCK_L, hi, BLOCK_L):
+        ok = _visible(c_ok, kp, qp, window)
         kv_off = (slot * HKV + kvh)[:, None] * D + d[None, :]
         k = tl.load(k_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
         v = tl.load(v_ptr + kv_off, mask=ok[:, None], other=0.0).to(DOT_DTYPE)
