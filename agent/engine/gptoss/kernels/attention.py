@@ -261,9 +261,10 @@ def decode_attention(
     """Softmax attention with sinks for one new token per sequence: ``[B, Hq, D]``.
 
     With programmatic dependent launch the kernel reads ``read_slots``, ``key_positions``,
-    ``positions`` and ``lengths`` before it waits for the kernel launched just before it (only
-    ``q`` and the newest keys come from there): they must be older, as the cache's step
-    metadata is."""
+    ``positions`` and ``lengths``, and its first block's keys and values at positions before the
+    query's, before it waits for the kernel launched just before it (only ``q`` and the keys at
+    the query's position come from there): they must be older, as the cache's step metadata
+    and earlier steps' keys are."""
     b, hq, d = q.shape
     hkv = k_pool.shape[1]
     group = hq // hkv

@@ -7,9 +7,9 @@ before touching anything that kernel may write, then let the next kernel be sche
 (``griddepcontrol.launch_dependents``). With ``early``, what a kernel can read before the wait
 it reads there: weights (the linear layers' and mlp2's first block, norm scales, biases,
 sinks), the step's metadata (attention's lengths, positions and first slots; the cache slot
-and RoPE angles of the qkv epilogue), the router's input where its linear layer runs apart
-(written by the norm two launches back) and mlp2's expert ids or the logits it picks them from
-(the router's, two back).
+and RoPE angles of the qkv epilogue), the keys and values earlier steps wrote (attention's
+first block), the router's input where its linear layer runs apart (written by the norm two
+launches back) and mlp2's expert ids or the logits it picks them from (the router's, two back).
 
 Why waiting first keeps every dependency, not only the previous kernel's: the wait returns
 once the previous grid has *completed* and its writes are visible, and no PDL kernel lets the
