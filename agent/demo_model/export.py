@@ -80,8 +80,8 @@ def load_trainable(path: str | Path, *, max_positions: int = 4096) -> TrainableG
                      (block.mlp_norm, lw.mlp_norm), (block.gate.weight, lw.gate_weight),
                      (block.gate.bias, lw.gate_bias), (block.mlp1_bias, lw.mlp1_bias),
                      (block.mlp2_bias, lw.mlp2_bias),
-                     (block.mlp1_weight, mxfp4.dequantize(lw.mlp1_blocks, lw.mlp1_scales)),
-                     (block.mlp2_weight, mxfp4.dequantize(lw.mlp2_blocks, lw.mlp2_scales))]
+                     (block.mlp1_weight, mxfp4.dequantize(lw.mlp1_blocks, lw.mlp1_scales, layout="engine")),
+                     (block.mlp2_weight, mxfp4.dequantize(lw.mlp2_blocks, lw.mlp2_scales, layout="engine"))]
             for param, value in pairs:
                 param.copy_(value)
     return model

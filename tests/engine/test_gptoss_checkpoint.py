@@ -38,6 +38,22 @@ def test_both_layouts_load_the_same_numbers(checkpoints: Checkpoints) -> None:
     assert hf.layers[0].mlp1_blocks.dtype == torch.uint8  # experts stay MXFP4 in memory
 
 
+def test_experts_load_in_the_engine_layout(checkpoints: Checkpoints) -> None:
+    """The kernels read the experts' bytes in the engine's layout (mxfp4.py): the loader relays
+    them once; scales stay as stored."""
+    from agent.engine.gptoss import mxfp4
+    from agent.engine.gptoss.checkpoint import TensorSource
+
+    ckpt = open_checkpoint(checkpoints("tiny", "original"))
+    with TensorSource(ckpt) as src:
+        raw = src.get("block.1.mlp.mlp2_weight.blocks", device=torch.device("cpu"), dtype=None)
+        scales = src.get("block.1.mlp.mlp2_weight.scales", device=torch.device("cpu"), dtype=None)
+    w = load_weights(ckpt, dtype=torch.float32)
+    assert not torch.equal(w.layers[1].mlp2_blocks, raw)
+    assert torch.equal(w.layers[1].mlp2_blocks, mxfp4.to_engine_layout(raw))
+    assert torch.equal(w.layers[1].mlp2_scales, scales)
+
+
 def test_hf_repo_with_only_original_subdir(checkpoints: Checkpoints, tmp_path: Path) -> None:
     shutil.copytree(checkpoints("tiny", "original"), tmp_path / "original")
     ckpt = open_checkpoint(tmp_path)

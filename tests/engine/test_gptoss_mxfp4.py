@@ -81,3 +81,32 @@ def test_rejects_bad_shapes_and_dtypes() -> None:
         mxfp4.dequantize(torch.zeros(1, 16), torch.zeros(1, dtype=torch.uint8))
     with pytest.raises(ValueError, match="do not match"):
         mxfp4.dequantize(torch.zeros(2, 16, dtype=torch.uint8), torch.zeros(3, dtype=torch.uint8))
+
+
+def test_engine_layout_moves_each_bit_where_the_docstring_says() -> None:
+    """Low code s e e m, high code S E E M -> bits s E E M e e m S, for all 256 bytes; the two
+    layouts are each other's inverse and decode to the same values."""
+    every = torch.arange(256, dtype=torch.uint8)
+    got = mxfp4.to_engine_layout(every).tolist()
+    for byte, engine in enumerate(got):
+        lo, hi = byte & 0xF, byte >> 4
+        want = (lo >> 3) << 7 | (hi & 0x7) << 4 | (lo & 0x7) << 1 | hi >> 3
+        assert engine == want, (byte, engine, want)
+    assert sorted(got) == list(range(256))
+    assert torch.equal(mxfp4.to_checkpoint_layout(mxfp4.to_engine_layout(every)), every)
+    blocks = every.view(16, 16)
+    scales = torch.arange(120, 136, dtype=torch.uint8)
+    engine = mxfp4.to_engine_layout(blocks)
+    assert engine.shape == blocks.shape and engine.dtype == torch.uint8
+    assert torch.equal(mxfp4.dequantize(engine, scales, layout="engine"), mxfp4.dequantize(blocks, scales))
+
+
+def test_layout_change_works_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large tensors are re-laid a chunk at a time (small temporaries): the result is the same."""
+    blocks = torch.randint(0, 256, (3, 7, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    whole = mxfp4.to_engine_layout(blocks)
+    monkeypatch.setattr(mxfp4, "_CHUNK", 5)
+    assert torch.equal(mxfp4.to_engine_layout(blocks), whole)
+    assert torch.equal(mxfp4.to_checkpoint_layout(whole), blocks)
+    with pytest.raises(ValueError, match="uint8"):
+        mxfp4.to_engine_layout(blocks.int())

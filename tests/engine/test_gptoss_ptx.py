@@ -4,7 +4,6 @@ inputs whose sums fp16 holds exactly, within fp16 rounding on random ones."""
 
 from __future__ import annotations
 
-import math
 import random
 import re
 import struct
@@ -12,19 +11,13 @@ import struct
 import pytest
 
 np = pytest.importorskip("numpy")
+torch = pytest.importorskip("torch")
 
 from agent.engine.gptoss.kernels.ptx import group_dot_asm  # noqa: E402
+from agent.engine.gptoss.mxfp4 import to_engine_layout  # noqa: E402
 
 E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
 PAIRS = [(0, 2), (4, 6), (1, 3), (5, 7)]  # a word's activation pairs, as the operands order them
-
-
-def e4m3(byte: int) -> float:
-    """OCP e4m3 (fn: no infinities; the only NaN codes are 0x7F / 0xFF)."""
-    sign = -1.0 if byte & 0x80 else 1.0
-    exp, man = (byte >> 3) & 0xF, byte & 0x7
-    assert (exp, man) != (0xF, 0x7), "NaN code"
-    return sign * (math.ldexp(man / 8, -6) if exp == 0 else math.ldexp(1 + man / 8, exp - 7))
 
 
 def f16_bits(x: float) -> int:
@@ -35,8 +28,16 @@ def f16(bits: int) -> float:
     return float(np.array(bits & 0xFFFF, dtype=np.uint16).view(np.float16))
 
 
-def _cvt_e4m3x2(src: int) -> int:  # low byte -> low half; every e4m3 value fits fp16
-    return f16_bits(e4m3(src & 0xFF)) | f16_bits(e4m3(src >> 8)) << 16
+def _prmt(a: int, b: int, sel: int) -> int:
+    """Byte permute (default mode): result byte i is byte ``sel``'s nibble i of ``b:a``, or with
+    the nibble's bit 3 that byte's sign bit copied 8 times."""
+    pool = (b << 32 | a).to_bytes(8, "little")
+    out = 0
+    for i in range(4):
+        nib = sel >> 4 * i & 0xF
+        byte = pool[nib & 7]
+        out |= (0xFF if byte & 0x80 else 0) << 8 * i if nib & 8 else byte << 8 * i
+    return out
 
 
 def _fma_f16x2(x: int, y: int, z: int) -> int:  # per half: one rounding of the exact x * y + z
@@ -50,7 +51,7 @@ BIT_OPS = {
     "shr.u32": lambda a, n: a >> n,
     "and.b32": lambda a, b: a & b,
     "or.b32": lambda a, b: a | b,
-    "cvt.rn.f16x2.e4m3x2": _cvt_e4m3x2,
+    "prmt.b32": _prmt,
     "fma.rn.f16x2": _fma_f16x2,
 }
 
@@ -86,14 +87,17 @@ def run_ptx(text: str, inputs: list[int]) -> float:
 
 
 def group_inputs(codes: list[int], x: list[float]) -> list[int]:
-    """32 codes and 32 activations (natural order) -> the block's 20 operands."""
-    words = [sum(codes[8 * w + q] << (4 * q) for q in range(8)) for w in range(4)]
+    """32 codes and 32 activations (natural order) -> the block's 20 operands (the codes packed
+    as a checkpoint packs them, then in the engine's byte layout)."""
+    packed = [codes[2 * i] | codes[2 * i + 1] << 4 for i in range(16)]
+    engine = to_engine_layout(torch.tensor(packed, dtype=torch.uint8)).tolist()
+    words = [int.from_bytes(bytes(engine[4 * w : 4 * w + 4]), "little") for w in range(4)]
     pairs = [f16_bits(x[8 * w + a]) | f16_bits(x[8 * w + b]) << 16 for w in range(4) for a, b in PAIRS]
     return words + pairs
 
 
 def reference(codes: list[int], x: list[float]) -> float:
-    return sum(E2M1[c] * v for c, v in zip(codes, x, strict=True)) * 2.0**-6
+    return sum(E2M1[c] * v for c, v in zip(codes, x, strict=True)) * 2.0**-14
 
 
 def test_every_code_in_every_position_exactly() -> None:
@@ -117,7 +121,7 @@ def test_random_groups_within_fp16_rounding() -> None:
         codes = [rng.randrange(16) for _ in range(32)]
         x = [float(np.float16(rng.uniform(-(2.0**15) + 1, 2.0**15 - 1))) for _ in range(32)]
         got, want = run_ptx(text, group_inputs(codes, x)), reference(codes, x)
-        scale = sum(abs(E2M1[c] * v) for c, v in zip(codes, x, strict=True)) * 2.0**-6
+        scale = sum(abs(E2M1[c] * v) for c, v in zip(codes, x, strict=True)) * 2.0**-14
         assert abs(got - want) <= 16 * 2.0**-11 * scale, (got, want)
 
 
@@ -133,4 +137,6 @@ def test_interpreter_catches_a_swapped_pair() -> None:
 
 def test_interpreter_number_helpers() -> None:
     assert struct.unpack("<e", struct.pack("<H", f16_bits(1.5)))[0] == 1.5
-    assert [e4m3(b) for b in (0x00, 0x08, 0x38, 0x7E)] == [0.0, 2.0**-6, 1.0, 448.0]
+    assert _prmt(0x44332211, 0x88776655, 0x1404) == 0x22551155
+    assert _prmt(0x44332211, 0x000000F0, 0x3424) == 0x44F033F0
+    assert _prmt(0x0000807F, 0, 0x0098) == 0x7F7FFF00  # sign copies of byte 0 (0x7F), byte 1 (0x80)

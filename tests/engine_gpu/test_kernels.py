@@ -28,6 +28,7 @@ def rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def random_experts(e: int, n: int, k: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Blocks (random bytes, read in the engine's layout as the kernels read them), scales, bias."""
     blocks = torch.randint(0, 256, (e, n, k // 32, 16), dtype=torch.uint8, generator=gen)
     exp = round(-math.log2(math.sqrt(k) * 2.6))  # values ~ 1/sqrt(fan_in), like the checkpoints
     scales = (127 + exp + torch.randint(-1, 2, (e, n, k // 32), generator=gen)).to(torch.uint8)
@@ -40,10 +41,10 @@ def moe_reference(x, experts, weights, mlp1, mlp2, alpha=1.702, limit=7.0):
     out = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
     for e in experts.unique().tolist():
         tok, slot = torch.nonzero(experts == e, as_tuple=True)
-        w1 = mxfp4.dequantize(mlp1[0][e], mlp1[1][e]).double()
+        w1 = mxfp4.dequantize(mlp1[0][e], mlp1[1][e], layout="engine").double()
         h = swiglu(x[tok].double() @ w1.T + mlp1[2][e].double(), alpha, limit)
         h = h.to(x.dtype).double()  # the kernels keep the hidden vector in the activation dtype
-        w2 = mxfp4.dequantize(mlp2[0][e], mlp2[1][e]).double()
+        w2 = mxfp4.dequantize(mlp2[0][e], mlp2[1][e], layout="engine").double()
         out.index_add_(0, tok, (h @ w2.T + mlp2[2][e].double()) * weights[tok, slot, None].double())
     return out
 

@@ -101,8 +101,8 @@ class GptOssModel:
         on_cpu = weights.device.type == "cpu"
         if on_cpu and values * weights.dtype.itemsize <= _DENSE_EXPERTS_BYTES:
             self._dense_experts = [
-                (mxfp4.dequantize(lw.mlp1_blocks, lw.mlp1_scales, weights.dtype),
-                 mxfp4.dequantize(lw.mlp2_blocks, lw.mlp2_scales, weights.dtype))
+                (mxfp4.dequantize(lw.mlp1_blocks, lw.mlp1_scales, weights.dtype, layout="engine"),
+                 mxfp4.dequantize(lw.mlp2_blocks, lw.mlp2_scales, weights.dtype, layout="engine"))
                 for lw in weights.layers
             ]  # fmt: skip
 
@@ -285,8 +285,8 @@ class GptOssModel:
         group = max(1, _DEQUANT_BUDGET_BYTES // per_expert)
         for first in range(0, len(hit), group):
             ids = hit[first : first + group]
-            w1s = mxfp4.dequantize(layer.mlp1_blocks[ids], layer.mlp1_scales[ids], x.dtype)  # [g, 2I, H]
-            w2s = mxfp4.dequantize(layer.mlp2_blocks[ids], layer.mlp2_scales[ids], x.dtype)  # [g, H, I]
+            w1s = mxfp4.dequantize(layer.mlp1_blocks[ids], layer.mlp1_scales[ids], x.dtype, layout="engine")  # [g, 2I, H]
+            w2s = mxfp4.dequantize(layer.mlp2_blocks[ids], layer.mlp2_scales[ids], x.dtype, layout="engine")  # [g, H, I]
             experts = ids.tolist()  # w1s/w2s hold only this group: expert ids[j] is row j
             self._run_experts(x, layer, experts, range(len(experts)), w1s, w2s, top_experts,
                               top_weights, out)

@@ -26,6 +26,7 @@ class LayerWeights:
     mlp_norm: torch.Tensor  # [H] float32
     gate_weight: torch.Tensor  # [E, H] router
     gate_bias: torch.Tensor  # [E]
+    # Experts' blocks in the engine's byte layout (mxfp4.to_engine_layout), scales as stored.
     mlp1_blocks: torch.Tensor  # [E, 2I, H/32, 16] uint8; rows interleave gate (even), up (odd)
     mlp1_scales: torch.Tensor  # [E, 2I, H/32] uint8
     mlp1_bias: torch.Tensor  # [E, 2I]
@@ -110,7 +111,8 @@ def load_weights(
 
         def get(name: str, kind: str) -> torch.Tensor:
             if kind in _MXFP4:
-                return src.get(name, device=dev, dtype=None)
+                raw = src.get(name, device=dev, dtype=None)
+                return mxfp4.to_engine_layout(raw) if kind.endswith(".blocks") else raw
             return src.get(name, device=dev, dtype=torch.float32 if kind in _FP32 else dtype)
 
         layers = []

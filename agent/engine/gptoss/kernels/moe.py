@@ -1,6 +1,7 @@
 """Mixture-of-experts matmuls over MXFP4 weights kept packed; dequantized in registers only.
 
-Two Triton kernels, both reading ``blocks [E, N, K/32, 16]`` / ``scales [E, N, K/32]`` as stored:
+Two Triton kernels, both reading ``blocks [E, N, K/32, 16]`` (bytes in the engine's layout,
+mxfp4.to_engine_layout) / ``scales [E, N, K/32]``:
 
 - ``_moe_gemv``: one program per (token, expert slot) pair and ``BLOCK_N`` output rows. Decode
   with few tokens per expert: the work is reading the weights once, so it is a GEMV whose
@@ -10,7 +11,7 @@ Two Triton kernels, both reading ``blocks [E, N, K/32, 16]`` / ``scales [E, N, K
   and large decode batches, where an expert serves many tokens.
 
 FP4 decoding trick: an e2m1 code ``s e e m`` moved to fp16 bits ``s 0 0 0 e e m 0...`` is the
-value times ``2 ** -14`` (code ``0 0 0 1`` lands on fp16's subnormal 2 ** -15, which the fp16 to
+value times ``2 ** -14`` (the engine's layout has each ``e e m`` a shift away from there) (code ``0 0 0 1`` lands on fp16's subnormal 2 ** -15, which the fp16 to
 fp32 conversion keeps exactly). The ``2 ** 14`` is folded into the block scale, built directly
 as float32 bits: exponent field ``scale + 14``. Scales above ``2 ** 113`` (byte >= 241) are not
 representable that way; real and random checkpoints stay near ``2 ** 0``.
@@ -37,10 +38,11 @@ LOG2E = 1.4426950408889634
 
 @triton.jit
 def _fp4_to_f32(packed):
-    """``uint8 [...]`` -> (low, high) float32 values, each times ``2 ** -14``."""
+    """``uint8 [...]`` in the engine's layout (mxfp4.py: ``s E E M e e m S``) -> (low, high)
+    float32 values, each times ``2 ** -14``: a code's ``e e m`` lands on fp16 bits 11..9."""
     b = packed.to(tl.uint16)
-    lo = ((b & 0x7) << 9) | ((b & 0x8) << 12)
-    hi = ((b & 0x70) << 5) | ((b & 0x80) << 8)
+    lo = (b & 0x8E) << 8
+    hi = ((b & 0x70) << 5) | ((b & 0x1) << 15)
     return lo.to(tl.float16, bitcast=True).to(tl.float32), hi.to(tl.float16, bitcast=True).to(tl.float32)
 
 

@@ -15,13 +15,14 @@ the others.
 than the first version (``moe._moe_gemv``), each point a cost that version paid per weight byte:
 
 - weights are read as int32 words (4 per 32-value group: one 16-byte load per row and group);
-- an e2m1 nibble becomes a float32 *bit pattern* with two shifts and one and/or: magnitude bits
+- an e2m1 code becomes a float32 *bit pattern* with two shifts and one and/or: magnitude bits
   ``e e m`` go to bits 22..24 and the sign to bit 31. That is the value times ``2 ** -126``
   (code ``0 0 1`` lands on the float32 subnormal ``2 ** -127``, which an fma without flush-to-zero
   keeps exactly): no fp16 -> fp32 conversion and no table. The activations arrive as float32
   times ``2 ** 100`` (written so by ``_route`` and by mlp1) so products stay normal floats; ``2 ** 26``
   is folded into the block scale, built as float32 bits with exponent field ``scale + 26``
-  (bytes above 228 would overflow; checkpoints sit near 127);
+  (bytes above 228 would overflow; checkpoints sit near 127). The weight bytes are in the
+  engine's layout (``s E E M e e m S``, mxfp4.to_engine_layout);
 - activations come in nibble order (``[G, 8 nibbles, 4 words]``: the 4 values a thread needs for
   one nibble position are contiguous), so one 8-byte load serves a row's 4 words, and each thread
   holds several rows so that load is shared;
@@ -34,24 +35,26 @@ fuses bias and the routing weight.
 *Half products* (bf16 / fp16 models on the GPU, :func:`half_ok`): the float32 arithmetic above
 spends ~4.9 instructions per weight value, and at batch 1 the GEMV is bound by instruction
 issue, not by memory. Instead an inline-PTX block (``ptx.py``, executed on the CPU by
-tests/engine/test_gptoss_ptx.py) takes a whole 32-value group (4 words). Each
-word's codes become e4m3 bytes by shift-and-mask (``s e e m`` -> ``s 0 0 e e m 0 0``: the value
-times ``2 ** -6``; the 4 low nibbles in one register, the 4 high ones in another: 7
-instructions), the hardware converts byte pairs to fp16x2 (4 ``cvt.rn.f16x2.e4m3x2``; placing
-the bits straight into fp16 took 15 instructions a word, sign and magnitude needing different
-shifts), 16 chained ``fma.rn.f16x2`` multiply them with activations stored as fp16 pairs (*pair
-order*, ``[G, 4 pairs, 4 words]`` int32; a word's pairs are its values (0, 2), (4, 6), (1, 3),
-(5, 7), as the conversion yields them), and the two halves are summed in float32, scaled once
-per group: ~3 instructions per value at the launch shapes in use. 16 products are summed per
-fp16 lane, each step rounded to 2 ** -11 relative: the layer's output lands about one bf16
-rounding from float64 (bounded in the GPU tests), the size of the roundings the bf16 PyTorch
-path makes itself. So that fp16 products stay normal and finite, activations are scaled by a
-power of two (largest value in [2 ** 14, 2 ** 15): 16 products of codes <= 6 * 2 ** -6 stay
-under 49152 < 65504): per token from its largest value (the router kernel holds the whole row),
-and for mlp2 from the SwiGLU clamp, which bounds the hidden vector; the exponent goes into the
-block scale like ``2 ** 26`` above. Half products keep three register slots of weights,
-scales and activations, refilled three steps ahead (:func:`_half_slots`), or go through the
-compiler's pipeline (``STAGES``); float32 products load weights ``AHEAD`` steps in front.
+tests/engine/test_gptoss_ptx.py) takes a whole 32-value group (4 words). The engine's byte
+layout puts each code's ``e e m`` where e5m2's exponent ends and its mantissa begins: a word's
+4 low codes become e5m2 bytes ``s 0 0 0 e e m 0`` (the value times ``2 ** -14``) by one mask,
+its 4 high codes by two shifts and two masks (5 instructions; the checkpoint's layout took 7 to
+make e4m3 bytes: the batch-8 step 3.8% slower, run 142), and each byte pair becomes an fp16x2
+by placing the bytes high (4 ``prmt``: e5m2 is the top half of fp16). 16 chained
+``fma.rn.f16x2`` multiply them with activations stored as fp16 pairs (*pair order*, ``[G, 4
+pairs, 4 words]`` int32; a word's pairs are its values (0, 2), (4, 6), (1, 3), (5, 7), as the
+bytes yield them), and the two halves are summed in float32, scaled once per group. 16
+products are summed per fp16 lane, each step rounded to 2 ** -11 relative: the layer's output
+lands about one bf16 rounding from float64 (bounded in the GPU tests), the size of the
+roundings the bf16 PyTorch path makes itself. So that fp16 products stay finite, and normal
+for all but the smallest activations (below 2 ** -13 of the largest: fp16 subnormals, exact to
+2 ** -24), activations are scaled by a power of two (largest value in [2 ** 14, 2 ** 15): 16
+products of codes <= 6 * 2 ** -14 stay under 192): per token from its largest value (the
+router kernel holds the whole row), and for mlp2 from the SwiGLU clamp, which bounds the
+hidden vector; the exponent goes into the block scale like ``2 ** 26`` above. Half products
+keep three register slots of weights, scales and activations, refilled three steps ahead
+(:func:`_half_slots`), or go through the compiler's pipeline (``STAGES``); float32 products
+load weights ``AHEAD`` steps in front.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ def _pairs_at(x_row, j, start, k_hi, BLOCK_G: tl.constexpr, MASKED: tl.constexpr
 @triton.jit
 def _group_dot(w, xa, xb, xc, xd, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
     """Half products: ``w [BLOCK_N, 4 * BLOCK_G]`` words times the pairs from :func:`_pairs_at`,
-    per (row, group) as float32 times 2 ** -6."""
+    per (row, group) as float32 times 2 ** -14."""
     # Each thread holds a group's 4 words (one 16-byte load): splitting them costs nothing.
     w0, w1, w2, w3 = _words(w, BLOCK_N, BLOCK_G)
     x0 = _words(xa, 1, BLOCK_G)
@@ -171,13 +174,18 @@ def _dot32(w, x_ptrs, j_ok):
     X_SCALE; ``x_ptrs`` at each word's nibble 0), as float32 times ``2 ** -26``."""
     part = tl.zeros(w.shape, dtype=tl.float32)
     for p in tl.static_range(4):
-        # Nibbles p and p + 4 as a bf16 pair (one shift, shift, and/or for both); a bf16's
-        # bits are the top half of the float32 with the same value.
-        if p <= 1:
-            mag = (w << (6 - 4 * p)) & 0x01C001C0
+        # Values p and p + 4 (bytes p // 2 and p // 2 + 2, 16 bits apart: each shift serves
+        # both) as a bf16 pair, e e m to bits 6..8 and the sign to 15 of each half; a bf16's
+        # bits are the top half of the float32 with the same value. Byte layout: mxfp4.py.
+        if p == 0:  # low codes: e e m at byte bits 3..1, sign at 7
+            mag, sign = w << 5, w << 8
+        elif p == 1:  # high codes: e e m at byte bits 6..4, sign at 0
+            mag, sign = w << 2, w << 15
+        elif p == 2:
+            mag, sign = w >> 3, w
         else:
-            mag = (w >> (4 * p - 6)) & 0x01C001C0
-        pair16 = mag | ((w << (12 - 4 * p)) & -2147450880)  # 0x80008000
+            mag, sign = w >> 6, w << 7
+        pair16 = (mag & 0x01C001C0) | (sign & -2147450880)  # 0x80008000
         lo = (pair16 << 16).to(tl.float32, bitcast=True)
         hi = (pair16 & -65536).to(tl.float32, bitcast=True)  # 0xFFFF0000
         x_lo = tl.load(x_ptrs + p * 4, mask=j_ok, other=0.0)
@@ -471,8 +479,8 @@ def _gemv(
     gl = tl.arange(0, BLOCK_G)
     if ROW_EXP:
         x_exp = tl.load(xe_ptr + row)
-    if HALF:  # sums per (row, group): one scale per group
-        x_exp -= 8  # the e4m3 codes are the values times 2 ** -6, activations times 2 ** 14
+    if HALF:  # sums per (row, group): one scale per group (the codes' 2 ** -14 and the
+        # activations' 2 ** 14 cancel: the block scale takes only the activations' exponent)
         acc = tl.zeros([BLOCK_N, BLOCK_G], dtype=tl.float32)
     else:
         acc = tl.zeros([BLOCK_N, WORDS], dtype=tl.float32)
