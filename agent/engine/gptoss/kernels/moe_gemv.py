@@ -36,25 +36,24 @@ fuses bias and the routing weight.
 spends ~4.9 instructions per weight value, and at batch 1 the GEMV is bound by instruction
 issue, not by memory. Instead an inline-PTX block (``ptx.py``, executed on the CPU by
 tests/engine/test_gptoss_ptx.py) takes a whole 32-value group (4 words). The engine's byte
-layout puts each code's ``e e m`` where e5m2's exponent ends and its mantissa begins: a word's
-4 low codes become e5m2 bytes ``s 0 0 0 e e m 0`` (the value times ``2 ** -14``) by one mask,
-its 4 high codes by two shifts and two masks (5 instructions; the checkpoint's layout took 7 to
-make e4m3 bytes: the batch-8 step 3.8% slower, run 142), and each byte pair becomes an fp16x2
-by placing the bytes high (4 ``prmt``: e5m2 is the top half of fp16). 16 chained
-``fma.rn.f16x2`` multiply them with activations stored as fp16 pairs (*pair order*, ``[G, 4
-pairs, 4 words]`` int32; a word's pairs are its values (0, 2), (4, 6), (1, 3), (5, 7), as the
-bytes yield them), and the two halves are summed in float32, scaled once per group. 16
+layout puts each code's ``e e m`` where e5m2's exponent ends and its mantissa begins: a word's 4
+low codes become e5m2 bytes ``s 0 0 0 e e m 0`` (the value times ``2 ** -14``) by one mask, its
+4 high codes by two shifts and two masks (5 instructions; the checkpoint's layout took 7 to make
+e4m3 bytes and 4 conversions: the loop's batch-8 step 4.9% slower, run 144), and each byte pair
+becomes an fp16x2 by placing the bytes high (4 ``prmt``: e5m2 is the top half of fp16). 16
+chained ``fma.rn.f16x2`` multiply them with activations stored as fp16 pairs (*pair order*,
+``[G, 4 pairs, 4 words]`` int32; a word's pairs are its values (0, 2), (4, 6), (1, 3), (5, 7),
+as the bytes yield them), and the two halves are summed in float32, scaled once per group. 16
 products are summed per fp16 lane, each step rounded to 2 ** -11 relative: the layer's output
-lands about one bf16 rounding from float64 (bounded in the GPU tests), the size of the
-roundings the bf16 PyTorch path makes itself. So that fp16 products stay finite, and normal
-for all but the smallest activations (below 2 ** -13 of the largest: fp16 subnormals, exact to
-2 ** -24), activations are scaled by a power of two (largest value in [2 ** 14, 2 ** 15): 16
-products of codes <= 6 * 2 ** -14 stay under 192): per token from its largest value (the
-router kernel holds the whole row), and for mlp2 from the SwiGLU clamp, which bounds the
-hidden vector; the exponent goes into the block scale like ``2 ** 26`` above. Half products
-keep three register slots of weights, scales and activations, refilled three steps ahead
-(:func:`_half_slots`), or go through the compiler's pipeline (``STAGES``); float32 products
-load weights ``AHEAD`` steps in front.
+lands about one bf16 rounding from float64 (bounded in the GPU tests), the size of the roundings
+the bf16 PyTorch path makes itself. So that fp16 products stay finite, and normal for all but
+the smallest activations (below 2 ** -13 of the largest: fp16 subnormals, exact to 2 ** -24),
+activations are scaled by a power of two (largest value in [2 ** 14, 2 ** 15): 16 products of
+codes <= 6 * 2 ** -14 stay under 192): per token from its largest value (the router kernel holds
+the whole row), and for mlp2 from the SwiGLU clamp, which bounds the hidden vector; the exponent
+goes into the block scale like ``2 ** 26`` above. Half products keep three register slots of
+weights, scales and activations, refilled three steps ahead (:func:`_half_slots`), or go through
+the compiler's pipeline (``STAGES``); float32 products load weights ``AHEAD`` steps in front.
 """
 
 from __future__ import annotations
