@@ -9,9 +9,10 @@ In memory the engine keeps each byte's 8 bits in another order, its *engine layo
 (:func:`to_engine_layout`, applied once as the weights load): with a byte's low code ``s e e m``
 and high code ``S E E M``, the bits (7 .. 0) are ``s E E M e e m S``. Each code's ``e e m`` then
 sits where an fp16's exponent ends and its mantissa begins, and ``s`` on a sign bit, so that the
-decode GEMV turns a 32-bit word into fp16 operands with 5 instructions instead of 7 (e5m2
-bytes, whose fp16 is the byte itself placed high: see kernels/ptx.py). The engine's decode
-loop measured 4.9% faster at batch 8 and 1.2% at batch 1 (results_engine_gpu.txt, run 144).
+decode GEMV turns a 32-bit word into fp16 operands with 5 bit operations and 4 byte moves, where
+the checkpoint's order took 7 and 4 conversions (e5m2 bytes, whose fp16 is the byte itself
+placed high: see kernels/ptx.py). The engine's decode loop measured 4.9% faster at batch 8 and
+1.2% at batch 1 (results_engine_gpu.txt, run 144).
 Nothing leaves the engine in this layout: checkpoints stay as they are on disk.
 """
 

@@ -11,8 +11,8 @@ mxfp4.to_engine_layout) / ``scales [E, N, K/32]``:
   and large decode batches, where an expert serves many tokens.
 
 FP4 decoding trick: an e2m1 code ``s e e m`` moved to fp16 bits ``s 0 0 0 e e m 0...`` is the
-value times ``2 ** -14`` (the engine's layout has each ``e e m`` a shift away from there) (code ``0 0 0 1`` lands on fp16's subnormal 2 ** -15, which the fp16 to
-fp32 conversion keeps exactly). The ``2 ** 14`` is folded into the block scale, built directly
+value times ``2 ** -14`` (code ``0 0 0 1`` lands on fp16's subnormal 2 ** -15, which the fp16 to
+fp32 conversion keeps exactly); the engine's layout holds each code one shift from there. The ``2 ** 14`` is folded into the block scale, built directly
 as float32 bits: exponent field ``scale + 14``. Scales above ``2 ** 113`` (byte >= 241) are not
 representable that way; real and random checkpoints stay near ``2 ** 0``.
 
